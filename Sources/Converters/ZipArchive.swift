@@ -1,0 +1,159 @@
+import CZip
+import Foundation
+import Runtime
+
+/// A zip archive read in memory through libzip: nothing is extracted to disk.
+///
+/// Entry names are checked like untrusted paths (no absolute names, no `..` components), and
+/// the uncompressed bytes read across all entries are capped by `ReaderLimits`, whatever sizes
+/// the central directory declares.
+public final class ZipArchive {
+    public struct Entry: Sendable {
+        public var index: Int
+        public var name: String
+        public var uncompressedSize: Int
+        public var compressedSize: Int
+    }
+
+    public let entries: [Entry]
+    private let archive: OpaquePointer
+    private let buffer: UnsafeMutableRawPointer
+    private let limits: ReaderLimits
+    private var bytesRead = 0
+
+    public init(bytes: Data, limits: ReaderLimits = .init()) throws {
+        self.limits = limits
+        let count = Swift.max(bytes.count, 1)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
+        bytes.withUnsafeBytes { if let b = $0.baseAddress { buffer.copyMemory(from: b, byteCount: bytes.count) } }
+        self.buffer = buffer
+        var error = zip_error_t()
+        zip_error_init(&error)
+        defer { zip_error_fini(&error) }
+        guard let source = zip_source_buffer_create(buffer, zip_uint64_t(bytes.count), 0, &error) else {
+            buffer.deallocate()
+            throw ClipSafetyError.io("zip: cannot create a memory source")
+        }
+        guard let za = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error) else {
+            let message = String(cString: zip_error_strerror(&error))
+            zip_source_free(source)
+            buffer.deallocate()
+            throw ClipSafetyError.malformed("zip: \(message)")
+        }
+        archive = za
+        var list: [Entry] = []
+        let n = zip_get_num_entries(za, 0)
+        for i in 0..<Swift.max(n, 0) {
+            var st = zip_stat_t()
+            zip_stat_init(&st)
+            guard zip_stat_index(za, zip_uint64_t(i), 0, &st) == 0, let cname = st.name else {
+                zip_discard(za)
+                buffer.deallocate()
+                throw ClipSafetyError.malformed("zip: cannot read entry \(i)")
+            }
+            let name = String(cString: cname)
+            if let reason = Self.unsafeNameReason(name) {
+                zip_discard(za)
+                buffer.deallocate()
+                throw ClipSafetyError.unsafe("zip: entry '\(name)' \(reason)")
+            }
+            list.append(Entry(index: Int(i), name: name,
+                              uncompressedSize: Int(clamping: st.size),
+                              compressedSize: Int(clamping: st.comp_size)))
+        }
+        entries = list
+    }
+
+    deinit {
+        zip_discard(archive)
+        buffer.deallocate()
+    }
+
+    /// Why an entry name is refused, or nil when it is a plain relative path.
+    static func unsafeNameReason(_ name: String) -> String? {
+        if name.hasPrefix("/") || name.hasPrefix("\\") { return "has an absolute path" }
+        if name.count >= 2, name.dropFirst().first == ":" { return "has a drive-letter path" }
+        let parts = name.split(whereSeparator: { $0 == "/" || $0 == "\\" })
+        if parts.contains("..") { return "has a '..' component" }
+        if name.utf8.contains(0) { return "has a NUL byte" }
+        return nil
+    }
+
+    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// Reads a whole entry. The read stops at the limit even if the header understates the size.
+    public func read(_ entry: Entry) throws -> Data {
+        let budget = limits.maxUncompressedBytes - bytesRead
+        guard entry.uncompressedSize <= budget else {
+            throw ClipSafetyError.limitExceeded("zip: entry '\(entry.name)' declares \(entry.uncompressedSize) bytes, over the remaining uncompressed limit of \(budget) (raise with --max-uncompressed-bytes)")
+        }
+        guard let file = zip_fopen_index(archive, zip_uint64_t(entry.index), 0) else {
+            throw ClipSafetyError.malformed("zip: cannot open entry '\(entry.name)': \(String(cString: zip_strerror(archive)))")
+        }
+        defer { zip_fclose(file) }
+        var out = Data()
+        out.reserveCapacity(entry.uncompressedSize)
+        let chunk = 1 << 16
+        var scratch = [UInt8](repeating: 0, count: chunk)
+        while true {
+            let n = scratch.withUnsafeMutableBytes { zip_fread(file, $0.baseAddress, zip_uint64_t(chunk)) }
+            if n < 0 {
+                throw ClipSafetyError.malformed("zip: entry '\(entry.name)' is corrupt: \(String(cString: zip_file_strerror(file)))")
+            }
+            if n == 0 { break }
+            guard out.count + Int(n) <= budget else {
+                throw ClipSafetyError.limitExceeded("zip: entry '\(entry.name)' inflates past the uncompressed limit of \(limits.maxUncompressedBytes) bytes")
+            }
+            out.append(contentsOf: scratch[0..<Int(n)])
+        }
+        guard out.count == entry.uncompressedSize else {
+            throw ClipSafetyError.malformed("zip: entry '\(entry.name)' inflates to \(out.count) bytes, not the \(entry.uncompressedSize) its header declares")
+        }
+        bytesRead += out.count
+        return out
+    }
+
+    public func read(named name: String) throws -> Data? {
+        guard let e = entry(named: name) else { return nil }
+        return try read(e)
+    }
+
+    /// Writes a zip of stored (uncompressed) members to `path`, atomically.
+    public static func write(members: [(name: String, data: Data)], to path: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        let tmp = (dir.isEmpty ? "." : dir) + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
+        var error: Int32 = 0
+        guard let za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &error) else {
+            throw ClipSafetyError.io("zip: cannot create \(tmp) (libzip error \(error))")
+        }
+        // libzip reads the buffers at zip_close; keep them alive until then.
+        var buffers: [UnsafeMutableRawPointer] = []
+        defer { buffers.forEach { $0.deallocate() } }
+        for m in members {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m.data.count, 1), alignment: 16)
+            buffers.append(p)
+            m.data.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: m.data.count) } }
+            guard let src = zip_source_buffer(za, p, zip_uint64_t(m.data.count), 0) else {
+                zip_discard(za)
+                throw ClipSafetyError.io("zip: cannot add \(m.name)")
+            }
+            let idx = zip_file_add(za, m.name, src, zip_flags_t(ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE))
+            guard idx >= 0 else {
+                zip_source_free(src)
+                zip_discard(za)
+                throw ClipSafetyError.io("zip: cannot add \(m.name)")
+            }
+            zip_set_file_compression(za, zip_uint64_t(idx), ZIP_CM_STORE, 0)
+        }
+        guard zip_close(za) == 0 else {
+            let message = String(cString: zip_strerror(za))
+            zip_discard(za)
+            unlink(tmp)
+            throw ClipSafetyError.io("zip: cannot write: \(message)")
+        }
+        guard rename(tmp, path) == 0 else {
+            unlink(tmp)
+            throw ClipSafetyError.io("cannot rename into place: \(String(cString: strerror(errno)))")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+import Runtime
+import Converters
+
+/// Opens any model file clipsafety reads (native or upstream) as a native model, converting
+/// upstream files in memory. Every command that takes a model goes through here.
+public enum ModelLoader {
+    /// Reads `path`, identifies it from its bytes and converts it when needed.
+    public static func load(path: String, options: ConversionOptions? = nil) throws -> NativeModel {
+        let bytes = try MappedFile.map(path)
+        let opts = options ?? ConversionOptions(fileName: (path as NSString).lastPathComponent)
+        guard bytes.count <= opts.limits.maxFileBytes else {
+            throw ClipSafetyError.limitExceeded("file of \(bytes.count) bytes exceeds the limit of \(opts.limits.maxFileBytes) (raise with --max-file-bytes)")
+        }
+        return try convert(bytes: bytes, options: opts)
+    }
+
+    /// Converts bytes of any supported kind to a native model.
+    public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        let kind = try FileSniffer.identify(bytes, limits: options.limits)
+        switch kind {
+        case .native:
+            var model = try NativeModel(bytes: bytes)
+            options.applyOverrides(to: &model.card)
+            return model
+        case .safetensors:
+            throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata: it holds tensors but no graph, so it cannot be scored")
+        case .npz:
+            throw ClipSafetyError.unsupported("an .npz archive holds arrays (reference data), not a model")
+        case .zip:
+            throw ClipSafetyError.unsupported("a zip archive that is neither a SavedModel, a .keras file, a torch checkpoint nor an .npz")
+        default:
+            throw ClipSafetyError.unsupported("\(kind.summary): this build has no converter for it")
+        }
+    }
+}

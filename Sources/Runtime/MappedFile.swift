@@ -1,0 +1,32 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Read-only bytes of a file, memory-mapped so that large inputs cost address space, not RAM.
+///
+/// `data` does not copy: it points into the mapping, which lives as long as any `Data` made
+/// from it (the deallocator unmaps).
+public enum MappedFile {
+    /// Maps `path` read-only. Missing files throw `.missingFile`; other failures `.io`.
+    public static func map(_ path: String) throws -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            if e == ENOENT || e == ENOTDIR {
+                throw ClipSafetyError(.missingFile, "no such file")
+            }
+            throw ClipSafetyError.io("cannot open: \(String(cString: strerror(e)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ClipSafetyError.io("cannot stat: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw ClipSafetyError.io("not a regular file") }
+        let size = Int(st.st_size)
+        if size == 0 { return Data() }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw ClipSafetyError.io("cannot map: \(String(cString: strerror(errno)))")
+        }
+        return Data(bytesNoCopy: p, count: size, deallocator: .custom { ptr, n in munmap(ptr, n) })
+    }
+}

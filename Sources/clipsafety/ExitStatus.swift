@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Runtime
+
+/// A failure tied to the file it concerns, so the message can name it.
+struct FileError: Error {
+    var path: String
+    var underlying: ClipSafetyError
+}
+
+/// The one place that maps errors to text and exit codes (README, "Exit codes").
+enum ExitStatus {
+    static let ok: Int32 = 0
+    static let verificationFailed: Int32 = 1
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let noInput: Int32 = 66
+    static let internalError: Int32 = 70
+    static let cannotCreate: Int32 = 73
+    static let ioError: Int32 = 74
+
+    static func code(for kind: ClipSafetyError.Kind) -> Int32 {
+        switch kind {
+        case .malformed, .truncated, .unsupported, .unsafe, .limitExceeded, .mismatch: return dataError
+        case .missingFile: return noInput
+        case .io: return ioError
+        }
+    }
+
+    /// The one-line message and exit code for any error a command lets out.
+    static func describe(_ error: Error) -> (message: String, code: Int32) {
+        switch error {
+        case let e as FileError:
+            return ("\(e.path): \(e.underlying.message)", code(for: e.underlying.kind))
+        case let e as ClipSafetyError:
+            return (e.message, code(for: e.kind))
+        default:
+            return ("internal error: \(error)", internalError)
+        }
+    }
+
+    /// Runs a command body; a failure is printed once to stderr and becomes its exit code.
+    static func run(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let e as ExitCode {
+            throw e
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            let (message, code) = describe(error)
+            printError("clipsafety: " + message.replacingOccurrences(of: "\n", with: " "))
+            throw ExitCode(code)
+        }
+    }
+}
+
+/// Runs `body`, attaching `path` to any clipsafety error it throws.
+func withFile<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as ClipSafetyError {
+        throw FileError(path: path, underlying: e)
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

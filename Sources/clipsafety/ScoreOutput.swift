@@ -1,0 +1,111 @@
+import Foundation
+import Runtime
+
+/// Output file kinds of `score`, chosen by the output's extension.
+enum ScoreOutputFormat: String, CaseIterable {
+    case npy, csv, jsonl
+
+    init?(path: String) {
+        self.init(rawValue: (path as NSString).pathExtension.lowercased())
+    }
+}
+
+/// Writes scores as they are produced into a temporary file beside the output, renamed into
+/// place only when every row is written, so a failed run leaves no partial output.
+final class ScoreWriter {
+    let format: ScoreOutputFormat
+    let card: ModelCard
+    let threshold: Double?
+    private let finalPath: String
+    private let tmpPath: String
+    private let handle: FileHandle
+    private var buffer = Data()
+
+    init(path: String, format: ScoreOutputFormat, card: ModelCard, threshold: Double?, rows: Int, columns: Int) throws {
+        self.format = format
+        self.card = card
+        self.threshold = threshold
+        finalPath = path
+        let url = URL(fileURLWithPath: path)
+        tmpPath = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmpPath, contents: nil),
+              let h = FileHandle(forWritingAtPath: tmpPath) else {
+            throw ClipSafetyError.io("cannot create the output file")
+        }
+        handle = h
+        switch format {
+        case .npy:
+            buffer.append(NpyArray.headerBytes(dtype: .f4, shape: [rows, columns]))
+        case .csv:
+            buffer.append(Data((["row"] + card.outputColumns + decisionColumns).joined(separator: ",").utf8))
+            buffer.append(0x0a)
+        case .jsonl:
+            break
+        }
+    }
+
+    /// Names of the columns added after the scores: the winning label and/or the decision.
+    var decisionColumns: [String] {
+        var names: [String] = []
+        if card.task == .promptClassifier { names.append("label") }
+        if let p = card.positiveLabel, card.task == .promptClassifier || threshold != nil { names.append("is_" + p) }
+        return names
+    }
+
+    func write(_ result: ScoreResult, firstRow: Int) throws {
+        switch format {
+        case .npy:
+            result.scores.withUnsafeBytes { buffer.append(contentsOf: $0) }
+        case .csv, .jsonl:
+            for r in 0..<result.rows {
+                let scores = (0..<result.columns).map { result.score(row: r, column: $0) }
+                var extra: [(String, String)] = []
+                if card.task == .promptClassifier, let labels = result.labels {
+                    let l = Int(labels[r])
+                    let name = l < card.labels.count ? card.labels[l] : String(l)
+                    extra.append(("label", format == .csv ? name : "\"\(name)\""))
+                    if let p = card.positiveLabel { extra.append(("is_" + p, String(name == p))) }
+                } else if let t = threshold, let p = card.positiveLabel, let s = scores.first {
+                    extra.append(("is_" + p, String(Double(s) > t)))
+                }
+                let row = firstRow + r
+                let line: String
+                if format == .csv {
+                    line = ([String(row)] + scores.map { "\($0)" } + extra.map(\.1)).joined(separator: ",")
+                } else {
+                    let pairs = [("row", String(row))] + zip(card.outputColumns, scores.map(Self.json)) + extra
+                    line = "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+                }
+                buffer.append(Data(line.utf8))
+                buffer.append(0x0a)
+            }
+        }
+        if buffer.count > 1 << 20 { try flush() }
+    }
+
+    private static func json(_ v: Float) -> String {
+        v.isFinite ? "\(v)" : "null"
+    }
+
+    private func flush() throws {
+        do {
+            try handle.write(contentsOf: buffer)
+        } catch {
+            throw ClipSafetyError.io("cannot write the output file: \(error.localizedDescription)")
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func finish() throws {
+        try flush()
+        try handle.close()
+        guard rename(tmpPath, finalPath) == 0 else {
+            throw ClipSafetyError.io("cannot rename the output into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func abandon() {
+        try? handle.close()
+        unlink(tmpPath)
+    }
+}
