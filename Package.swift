@@ -44,9 +44,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime"]),
-        .testTarget(name: "CLITests", dependencies: ["Runtime", "Converters"]),
+        // Shared test helpers (fixture paths, scratch folders); used by tests only.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
+        .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Runtime", "Converters", "TestSupport"]),
     ]
 )
