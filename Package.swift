@@ -45,7 +45,7 @@ let package = Package(
             ]),
 
         // Shared test helpers (fixture paths, scratch folders); used by tests only.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
         .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),

@@ -23,6 +23,10 @@ public final class ZipArchive {
 
     public init(bytes: Data, limits: ReaderLimits = .init()) throws {
         self.limits = limits
+        // The end-of-central-directory record alone is 22 bytes; libzip treats less as empty.
+        guard bytes.count >= 22 else {
+            throw ClipSafetyError.truncated("zip: \(bytes.count) bytes is too short for a zip archive")
+        }
         let count = Swift.max(bytes.count, 1)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
         bytes.withUnsafeBytes { if let b = $0.baseAddress { buffer.copyMemory(from: b, byteCount: bytes.count) } }

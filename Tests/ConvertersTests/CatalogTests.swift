@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+@testable import Converters
+import Runtime
+import TestSupport
+
+final class CatalogTests: XCTestCase {
+    func catalogJSON() throws -> [[String: Any]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repoRoot + "/models/catalog.json"))
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        return try XCTUnwrap(object["models"] as? [[String: Any]])
+    }
+
+    func testSwiftCatalogEqualsCatalogJSONForUpstreamFiles() throws {
+        let upstream = try catalogJSON().filter { $0["upstream_path"] is String }
+        XCTAssertEqual(upstream.count, Catalog.models.count)
+        for entry in upstream {
+            let name = entry["name"] as? String
+            let known = try XCTUnwrap(Catalog.models.first { $0.name == name }, "\(name ?? "?") missing in Catalog.swift")
+            XCTAssertEqual(known.file, entry["file"] as? String)
+            XCTAssertEqual(known.sha256, entry["sha256"] as? String)
+            XCTAssertEqual(known.gitBlob, entry["git_blob"] as? String)
+            XCTAssertEqual(known.format, entry["format"] as? String)
+            XCTAssertEqual(known.backbone, entry["backbone"] as? String)
+            XCTAssertEqual(known.embeddingDim, entry["embedding_dim"] as? Int)
+            XCTAssertEqual(known.task.rawValue, entry["task"] as? String)
+        }
+    }
+
+    func testEveryFetchedFileMatchesItsCatalogChecksum() throws {
+        for entry in try catalogJSON() {
+            let file = try XCTUnwrap(entry["file"] as? String)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile(file)))
+            let expected = (entry["mirror_sha256"] as? String) ?? (entry["sha256"] as? String)
+            XCTAssertEqual(sha256Hex(bytes), expected, file)
+        }
+    }
+
+    func testLooksUpUpstreamFilesByContentNotName() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("violence_detection_vit_l_14.npy")))
+        let known = try XCTUnwrap(Catalog.lookup(bytes: bytes))
+        XCTAssertEqual(known.name, "violence_detection_vit_l_14")
+        XCTAssertEqual(known.card.embeddingDim, 768)
+        XCTAssertNil(Catalog.lookup(bytes: bytes + Data([0])), "one extra byte is another file")
+    }
+
+    func testGitBlobIDMatchesGit() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        XCTAssertEqual(Catalog.gitBlobID(Data("hello\n".utf8)), "ce013625030ba8dba906f756967f9e9ca394464a")
+    }
+
+    func testFileNameFallbackFindsStandInsAndReExports() {
+        XCTAssertEqual(Catalog.lookup(fileName: "h14_nsfw_legacy.pth")?.name, "h14_nsfw")
+        XCTAssertEqual(Catalog.lookup(fileName: "clip_autokeras_nsfw_b32_dense.h5")?.name, "clip_autokeras_nsfw_b32")
+        XCTAssertNil(Catalog.lookup(fileName: "my_head.pth"))
+    }
+
+    func testH14CardSaysRawUnboundedScore() {
+        let card = Catalog.models.first { $0.name == "h14_nsfw" }!.card
+        XCTAssertEqual(card.outputKind, .score)
+        XCTAssertNil(card.outputRange)
+        XCTAssertEqual(card.threshold, 0.5)
+    }
+}

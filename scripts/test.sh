@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The README's test command: install what is missing, fetch the catalog's model files
+# (from $MODELS_MIRROR when set, else upstream), build, and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+python3 models/fetch.py
+swift build --build-tests
+swift test --skip-build
