@@ -22,6 +22,8 @@ struct Score: ParsableCommand {
     @Option(help: "Decision threshold (default: the model card's).")
     var threshold: Double?
 
+    @OptionGroup var checkOptions: InputCheckOptions
+
     @OptionGroup var limitOptions: LimitOptions
 
     func validate() throws {
@@ -42,17 +44,19 @@ struct Score: ParsableCommand {
                                 threshold: threshold ?? scorer.card.threshold, rows: rows, columns: scorer.outputWidth)
             }
             let progress = ProgressBar(total: rows, label: "scoring")
+            var checker = InputChecker(card: scorer.card, options: checkOptions)
             do {
                 var start = 0
                 while start < rows {
                     let count = min(batch, rows - start)
-                    let result = try withFile(input) { try embeddings.withRows(start, count) { try scorer.score($0) } }
+                    let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer) } }
                     try withFile(output) { try writer.write(result, firstRow: start) }
                     start += count
                     progress.update(start)
                 }
                 progress.finish()
                 try withFile(output) { try writer.finish() }
+                if let warning = checker.warning { printError("clipsafety: warning: \(input): \(warning)") }
             } catch {
                 progress.finish()
                 writer.abandon()

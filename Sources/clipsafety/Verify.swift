@@ -27,6 +27,8 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
+    @OptionGroup var checkOptions: InputCheckOptions
+
     @OptionGroup var limitOptions: LimitOptions
 
     func validate() throws {
@@ -40,9 +42,11 @@ struct Verify: ParsableCommand {
         try ExitStatus.run {
             let scorer = try openScorer(model, limits: limitOptions.limits)
             let arrays = try withFile(reference) { try NpzArchive.read(contentsOf: reference, limits: limitOptions.limits) }
+            var checker = InputChecker(card: scorer.card, options: checkOptions)
             let report = try withFile(reference) {
-                try VerificationReport(scorer: scorer, reference: arrays, atol: atol, rtol: rtol)
+                try VerificationReport(scorer: scorer, reference: arrays, atol: atol, rtol: rtol, checker: &checker)
             }
+            if let warning = checker.warning { printError("clipsafety: warning: \(reference): \(warning)") }
             if json {
                 print(report.json(model: model, reference: reference))
             } else {
@@ -75,7 +79,7 @@ struct VerificationReport {
 
     var passed: Bool { rowsOutsideTolerance == 0 && labelMismatches == 0 && decisionFlips == 0 }
 
-    init(scorer: Scorer, reference: [String: NpyArray], atol: Double, rtol: Double) throws {
+    init(scorer: Scorer, reference: [String: NpyArray], atol: Double, rtol: Double, checker: inout InputChecker) throws {
         guard let inputs = reference["inputs"], let outputs = reference["outputs"] else {
             throw ClipSafetyError.malformed("reference lacks 'inputs' or 'outputs' (has: \(reference.keys.sorted().joined(separator: ", ")))")
         }
@@ -92,7 +96,7 @@ struct VerificationReport {
         self.columns = k
         self.atol = atol
         self.rtol = rtol
-        let result = try inputs.withRows(0, n) { try scorer.score($0) }
+        let result = try inputs.withRows(0, n) { try checker.score($0, with: scorer) }
         let expected = outputs.floatValues()
         for r in 0..<n {
             var rowBad = false

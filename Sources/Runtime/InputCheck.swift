@@ -1,0 +1,103 @@
+import Foundation
+
+/// What the rows of an input look like against a model's precondition, gathered batch by
+/// batch before scoring (README, "Input checks").
+///
+/// Every upstream head expects L2-normalised CLIP embeddings; un-normalised rows give silently
+/// wrong numbers, so they are counted and reported, never scored without a word.
+public struct InputStatistics: Sendable, Equatable {
+    /// A row counts as L2-normalised when `|‖x‖ − 1| ≤ normTolerance`. Float16 storage of a
+    /// unit vector moves its norm by about 1e-3, so 1e-2 passes every honest embedding and
+    /// catches un-normalised ones (whose norms are typically 5–30 for CLIP).
+    public static let normTolerance = 0.01
+
+    public var rows = 0
+    /// Rows holding NaN or ±infinity.
+    public var nonFiniteRows = 0
+    /// Finite rows whose norm is outside 1 ± `normTolerance`.
+    public var offNormRows = 0
+    /// Smallest and largest norm of the finite rows (nil before any).
+    public var minNorm: Double?
+    public var maxNorm: Double?
+
+    public init() {}
+
+    /// Statistics of one batch.
+    public init(_ batch: EmbeddingBatch) {
+        rows = batch.rows
+        let d = batch.columns
+        for r in 0..<batch.rows {
+            var sum = 0.0
+            var finite = true
+            switch batch.elementType {
+            case .float32:
+                let p = batch.base.assumingMemoryBound(to: Float.self) + r * d
+                var s: Float = 0
+                for c in 0..<d { let v = p[c]; s += v * v; if !v.isFinite { finite = false } }
+                sum = Double(s)
+            case .float16:
+                let p = batch.base.assumingMemoryBound(to: Float16.self) + r * d
+                var s: Float = 0
+                for c in 0..<d { let v = Float(p[c]); s += v * v; if !v.isFinite { finite = false } }
+                sum = Double(s)
+            case .float64:
+                let p = batch.base.assumingMemoryBound(to: Double.self) + r * d
+                for c in 0..<d { let v = p[c]; sum += v * v; if !v.isFinite { finite = false } }
+            }
+            guard finite else { nonFiniteRows += 1; continue }
+            let norm = sum.squareRoot()
+            minNorm = Swift.min(minNorm ?? norm, norm)
+            maxNorm = Swift.max(maxNorm ?? norm, norm)
+            if Swift.abs(norm - 1) > Self.normTolerance { offNormRows += 1 }
+        }
+    }
+
+    public mutating func merge(_ other: InputStatistics) {
+        rows += other.rows
+        nonFiniteRows += other.nonFiniteRows
+        offNormRows += other.offNormRows
+        if let m = other.minNorm { minNorm = Swift.min(minNorm ?? m, m) }
+        if let m = other.maxNorm { maxNorm = Swift.max(maxNorm ?? m, m) }
+    }
+
+    /// One-line findings against `precondition` (`l2-normalized` checks norms; every
+    /// precondition reports non-finite rows), or nil when there is nothing to say.
+    public func warning(precondition: String) -> String? {
+        var parts: [String] = []
+        if precondition == "l2-normalized", offNormRows > 0 {
+            parts.append(String(format: "%d of %d rows are not L2-normalised (norm min %.4g, max %.4g; tolerance 1 ± %g)",
+                                offNormRows, rows, minNorm ?? .nan, maxNorm ?? .nan, Self.normTolerance))
+        }
+        if nonFiniteRows > 0 {
+            parts.append("\(nonFiniteRows) of \(rows) rows hold NaN or infinity")
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+}
+
+/// A copy of `batch` with every row divided by its L2 norm, as float64 so that ops reading the
+/// input itself (`categorical_lookup`) see the normalised values. Zero rows stay zero.
+public final class NormalizedBatch {
+    private let storage: UnsafeMutablePointer<Double>
+    public let batch: EmbeddingBatch
+
+    public init(_ source: EmbeddingBatch) {
+        let n = source.rows * source.columns
+        storage = .allocate(capacity: Swift.max(n, 1))
+        for r in 0..<source.rows {
+            var sum = 0.0
+            for c in 0..<source.columns {
+                let v = source.value(row: r, column: c)
+                storage[r * source.columns + c] = v
+                sum += v * v
+            }
+            let norm = sum.squareRoot()
+            if norm > 0, norm.isFinite {
+                for c in 0..<source.columns { storage[r * source.columns + c] /= norm }
+            }
+        }
+        batch = EmbeddingBatch(base: UnsafeRawPointer(storage), rows: source.rows, columns: source.columns, elementType: .float64)
+    }
+
+    deinit { storage.deallocate() }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Runtime
+
+/// `--normalize` and `--strict`, shared by the commands that score inputs.
+struct InputCheckOptions: ParsableArguments {
+    @Flag(help: "L2-normalise every input row before scoring.")
+    var normalize = false
+
+    @Flag(help: "Refuse (exit 65) inputs that break the model's precondition or hold NaN/infinity, instead of warning.")
+    var strict = false
+}
+
+/// Checks each batch against the model's input precondition before it is scored, and
+/// reports once: a warning line at the end, or (with --strict) an error at the first bad batch.
+struct InputChecker {
+    let precondition: String
+    let options: InputCheckOptions
+    private(set) var statistics = InputStatistics()
+
+    init(card: ModelCard, options: InputCheckOptions) {
+        self.precondition = card.inputPrecondition
+        self.options = options
+    }
+
+    /// Measures `batch`, then scores it (normalised first with --normalize).
+    mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer) throws -> ScoreResult {
+        let stats = InputStatistics(batch)
+        statistics.merge(stats)
+        if options.strict {
+            // With --normalize only non-finite rows are fatal: norms are fixed before scoring.
+            var fatal = stats
+            if options.normalize { fatal.offNormRows = 0 }
+            if let problem = fatal.warning(precondition: precondition) {
+                throw ClipSafetyError.mismatch("--strict: \(problem) in rows \(statistics.rows - stats.rows)..<\(statistics.rows); the model expects \(precondition) rows")
+            }
+        }
+        if options.normalize {
+            let normalized = NormalizedBatch(batch)
+            return try scorer.score(normalized.batch)
+        }
+        return try scorer.score(batch)
+    }
+
+    /// The warning to print after scoring, or nil.
+    var warning: String? {
+        var stats = statistics
+        if options.normalize { stats.offNormRows = 0 }
+        guard let text = stats.warning(precondition: precondition) else { return nil }
+        let advice = options.normalize ? "" : (precondition == "l2-normalized" && statistics.offNormRows > 0 ? "; scores of such rows are not meaningful: use --normalize, or --strict to refuse them" : "")
+        return text + advice
+    }
+}
