@@ -191,70 +191,73 @@ public final class Scorer: Sendable {
 
     /// Scores a batch. Throws `.mismatch` when its width is not the model's input width.
     public func score(_ batch: EmbeddingBatch) throws -> ScoreResult {
+        try score(batch, workspace: makeWorkspace(rows: batch.rows))
+    }
+
+    /// Scratch memory for batches of up to `rows` rows, to reuse across calls (one per thread).
+    public func makeWorkspace(rows: Int) -> ScoreWorkspace {
+        ScoreWorkspace(rows: rows, width: maxWidth)
+    }
+
+    /// Scores a batch in `workspace`, allocating nothing but the result.
+    public func score(_ batch: EmbeddingBatch, workspace: ScoreWorkspace) throws -> ScoreResult {
         guard batch.columns == inputWidth else {
             throw ClipSafetyError.mismatch("input has \(batch.columns) columns; the model expects \(inputWidth) (\(card.backbone))")
         }
         let n = batch.rows
         if n == 0 { return ScoreResult(rows: 0, columns: outputWidth, scores: [], labels: producesLabels ? [] : nil) }
-        var a = [Float](repeating: 0, count: n * maxWidth)
-        var b = [Float](repeating: 0, count: n * maxWidth)
+        guard n <= Int(Int32.max) / Swift.max(maxWidth, inputWidth) else {
+            throw ClipSafetyError.limitExceeded("a batch of \(n) rows is too large for one matrix product; score it in smaller batches")
+        }
+        guard n <= workspace.rows, workspace.width >= maxWidth else {
+            throw ClipSafetyError.mismatch("a batch of \(n) rows does not fit a workspace made for \(workspace.rows)")
+        }
+        var a = workspace.first
+        var b = workspace.second
         var width = inputWidth
         var labels: [Int64]?
-        a.withUnsafeMutableBufferPointer { p in batch.copyAsFloat32(into: p.baseAddress!) }
+        batch.copyAsFloat32(into: a)
         for step in steps {
             switch step {
             case .impute(let columns, let value):
-                a.withUnsafeMutableBufferPointer { p in
-                    if let columns {
-                        for r in 0..<n { for c in columns where p[r * width + c].isNaN { p[r * width + c] = value } }
-                    } else {
-                        for i in 0..<(n * width) where p[i].isNaN { p[i] = value }
-                    }
+                if let columns {
+                    for r in 0..<n { for c in columns where a[r * width + c].isNaN { a[r * width + c] = value } }
+                } else {
+                    for i in 0..<(n * width) where a[i].isNaN { a[i] = value }
                 }
             case .lookup(let lookups):
-                a.withUnsafeMutableBufferPointer { p in
-                    for r in 0..<n {
-                        for l in lookups {
-                            let key = Self.percentF(batch.value(row: r, column: l.column))
-                            p[r * width + l.column] = l.table[key] ?? l.oov
-                        }
+                for r in 0..<n {
+                    for l in lookups {
+                        a[r * width + l.column] = l.table[Self.percentF(batch.value(row: r, column: l.column))] ?? l.oov
                     }
                 }
             case .normalize(let mean, let denominator):
-                a.withUnsafeMutableBufferPointer { p in
-                    mean.withUnsafeBufferPointer { m in
-                        denominator.withUnsafeBufferPointer { d in
-                            for r in 0..<n {
-                                let row = r * width
-                                for c in 0..<width { p[row + c] = (p[row + c] - m[c]) / d[c] }
-                            }
+                mean.withUnsafeBufferPointer { m in
+                    denominator.withUnsafeBufferPointer { d in
+                        for r in 0..<n {
+                            let row = a + r * width
+                            for c in 0..<width { row[c] = (row[c] - m[c]) / d[c] }
                         }
                     }
                 }
             case .dense(let weight, let bias, let inputs, let outputs):
-                Self.dense(input: a, rows: n, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: &b)
+                Self.dense(input: a, rows: n, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: b)
                 swap(&a, &b)
                 width = outputs
             case .relu:
-                a.withUnsafeMutableBufferPointer { p in
-                    for i in 0..<(n * width) { p[i] = Swift.max(p[i], 0) }
-                }
+                for i in 0..<(n * width) { a[i] = Swift.max(a[i], 0) }
             case .sigmoid:
-                a.withUnsafeMutableBufferPointer { p in
-                    for i in 0..<(n * width) { p[i] = 1 / (1 + exp(-p[i])) }
-                }
+                for i in 0..<(n * width) { a[i] = 1 / (1 + exp(-a[i])) }
             case .argmax:
-                labels = a.withUnsafeBufferPointer { p in
-                    (0..<n).map { r in
-                        var best = 0
-                        for c in 1..<Swift.max(width, 1) where p[r * width + c] > p[r * width + best] { best = c }
-                        return Int64(best)
-                    }
+                labels = (0..<n).map { r in
+                    var best = 0
+                    for c in 1..<Swift.max(width, 1) where a[r * width + c] > a[r * width + best] { best = c }
+                    return Int64(best)
                 }
             }
         }
-        a.removeSubrange((n * width)...)
-        return ScoreResult(rows: n, columns: width, scores: a, labels: labels)
+        let scores = Array(UnsafeBufferPointer(start: a, count: n * width))
+        return ScoreResult(rows: n, columns: width, scores: scores, labels: labels)
     }
 
     /// Scores `rows` row-major Float32 rows.
@@ -285,22 +288,43 @@ public final class Scorer: Sendable {
         }
     }
 
-    /// C = A · Wᵀ + bias through CBLAS sgemm (A: rows×inputs, W: outputs×inputs).
-    static func dense(input: [Float], rows: Int, inputs: Int, weight: [Float], bias: [Float]?, outputs: Int, into out: inout [Float]) {
-        precondition(input.count >= rows * inputs && weight.count == outputs * inputs && out.count >= rows * outputs)
-        out.withUnsafeMutableBufferPointer { c in
-            if let bias {
-                for r in 0..<rows { for o in 0..<outputs { c[r * outputs + o] = bias[o] } }
-            }
-            input.withUnsafeBufferPointer { a in
-                weight.withUnsafeBufferPointer { w in
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                                Int32(rows), Int32(outputs), Int32(inputs),
-                                1, a.baseAddress, Int32(inputs),
-                                w.baseAddress, Int32(inputs),
-                                bias == nil ? 0 : 1, c.baseAddress, Int32(outputs))
-                }
+    /// C = A · Wᵀ + bias through CBLAS sgemm (A: rows×inputs, W: outputs×inputs, C: rows×outputs).
+    static func dense(input a: UnsafePointer<Float>, rows: Int, inputs: Int, weight: [Float], bias: [Float]?,
+                      outputs: Int, into c: UnsafeMutablePointer<Float>) {
+        precondition(weight.count == outputs * inputs && (bias?.count ?? outputs) == outputs)
+        if let bias {
+            bias.withUnsafeBufferPointer { b in
+                for r in 0..<rows { (c + r * outputs).update(from: b.baseAddress!, count: outputs) }
             }
         }
+        weight.withUnsafeBufferPointer { w in
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+                        Int32(rows), Int32(outputs), Int32(inputs),
+                        1, a, Int32(inputs),
+                        w.baseAddress, Int32(inputs),
+                        bias == nil ? 0 : 1, c, Int32(outputs))
+        }
+    }
+}
+
+/// Two activation buffers for `rows` × `width` floats, reused by `Scorer.score(_:workspace:)`
+/// so that scoring a stream of batches allocates nothing per batch. Not thread-safe: one per thread.
+public final class ScoreWorkspace: @unchecked Sendable {
+    public let rows: Int
+    public let width: Int
+    let first: UnsafeMutablePointer<Float>
+    let second: UnsafeMutablePointer<Float>
+
+    init(rows: Int, width: Int) {
+        self.rows = rows
+        self.width = width
+        let count = Swift.max(rows * width, 1)
+        first = .allocate(capacity: count)
+        second = .allocate(capacity: count)
+    }
+
+    deinit {
+        first.deallocate()
+        second.deallocate()
     }
 }

@@ -23,7 +23,8 @@ struct InputChecker {
     }
 
     /// Measures `batch`, then scores it (normalised first with --normalize).
-    mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer) throws -> ScoreResult {
+    mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
+        let workspace = workspace ?? scorer.makeWorkspace(rows: batch.rows)
         let stats = InputStatistics(batch)
         statistics.merge(stats)
         if options.strict {
@@ -36,9 +37,9 @@ struct InputChecker {
         }
         if options.normalize {
             let normalized = NormalizedBatch(batch)
-            return try scorer.score(normalized.batch)
+            return try scorer.score(normalized.batch, workspace: workspace)
         }
-        return try scorer.score(batch)
+        return try scorer.score(batch, workspace: workspace)
     }
 
     /// The warning to print after scoring, or nil.

@@ -27,7 +27,7 @@ struct Score: ParsableCommand {
     @OptionGroup var limitOptions: LimitOptions
 
     func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard batch > 0, batch <= 1 << 20 else { throw ValidationError("--batch must be between 1 and 1048576") }
         guard ScoreOutputFormat(path: output) != nil else {
             throw ValidationError("--output must end in .npy, .csv or .jsonl")
         }
@@ -45,11 +45,12 @@ struct Score: ParsableCommand {
             }
             let progress = ProgressBar(total: rows, label: "scoring")
             var checker = InputChecker(card: scorer.card, options: checkOptions)
+            let workspace = scorer.makeWorkspace(rows: min(batch, rows))
             do {
                 var start = 0
                 while start < rows {
                     let count = min(batch, rows - start)
-                    let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer) } }
+                    let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer, workspace: workspace) } }
                     try withFile(output) { try writer.write(result, firstRow: start) }
                     start += count
                     progress.update(start)
