@@ -16,6 +16,8 @@ public final class Scorer: Sendable {
     public let outputWidth: Int
     /// True when the graph ends with `argmax`, so results carry labels.
     public let producesLabels: Bool
+    /// Floating-point operations of the matrix products per input row (2 × in × out per dense).
+    public let flopsPerRow: Int
     private let steps: [Step]
     private let maxWidth: Int
 
@@ -152,6 +154,10 @@ public final class Scorer: Sendable {
         self.outputWidth = width
         self.steps = steps
         self.maxWidth = maxWidth
+        self.flopsPerRow = steps.reduce(0) { total, step in
+            if case .dense(_, _, let i, let o) = step { return total + 2 * i * o }
+            return total
+        }
         self.producesLabels = producesLabels
     }
 

@@ -1,0 +1,150 @@
+import ArgumentParser
+import CBLAS
+import Foundation
+import Runtime
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure scoring speed: embeddings/s and GFLOP/s per batch size, next to this machine's sgemm rate.",
+        discussion: "Inputs are random unit vectors. Figures go to stdout; nothing is written.")
+
+    @Argument(help: "Models to measure (native or upstream files).")
+    var models: [String]
+
+    @Option(help: "Batch sizes, comma-separated.")
+    var batchSizes: String = "1,64,4096"
+
+    @Option(help: "Seconds to spend per measurement.")
+    var seconds: Double = 1
+
+    @OptionGroup var limitOptions: LimitOptions
+
+    var sizes: [Int] { batchSizes.split(separator: ",").compactMap { Int($0) } }
+
+    func validate() throws {
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 1 << 20 }) else {
+            throw ValidationError("--batch-sizes takes positive integers up to 1048576, comma-separated")
+        }
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+    }
+
+    func run() throws {
+        try ExitStatus.run {
+            let threads = openblas_get_num_threads()
+            let peak = Self.sgemmRate(seconds: seconds)
+            print(String(format: "machine: %d cores, OpenBLAS %d threads, sgemm 4096x1024x1024: %.1f GFLOP/s", ProcessInfo.processInfo.activeProcessorCount, threads, peak))
+            print("model                                   batch   emb/s        µs/call    GFLOP/s  %sgemm  check")
+            var measured: [(name: String, path: String, batch: Int, rowsPerSecond: Double)] = []
+            for path in models {
+                let scorer = try openScorer(path, limits: limitOptions.limits)
+                for batch in sizes {
+                    let m = try Self.measure(scorer, batch: batch, seconds: seconds)
+                    let gflops = m.rowsPerSecond * Double(scorer.flopsPerRow) / 1e9
+                    print(String(format: "%-38@  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%",
+                                 String(scorer.card.name.prefix(38)) as NSString, batch, m.rowsPerSecond,
+                                 m.secondsPerCall * 1e6, gflops, 100 * gflops / peak, 100 * m.checkFraction))
+                    measured.append((scorer.card.name, path, batch, m.rowsPerSecond))
+                }
+            }
+            comparePyTorch(measured)
+        }
+    }
+
+    struct Measurement {
+        var rowsPerSecond: Double
+        var secondsPerCall: Double
+        /// Time of the input check relative to scoring.
+        var checkFraction: Double
+    }
+
+    static func randomUnitRows(_ rows: Int, _ dim: Int) -> [Float] {
+        var rng = SystemRandomNumberGenerator()
+        var values = (0..<(rows * dim)).map { _ in Float.random(in: -1...1, using: &rng) }
+        for r in 0..<rows {
+            let norm = (0..<dim).reduce(Float(0)) { $0 + values[r * dim + $1] * values[r * dim + $1] }.squareRoot()
+            for c in 0..<dim { values[r * dim + c] /= norm }
+        }
+        return values
+    }
+
+    static func measure(_ scorer: Scorer, batch: Int, seconds: Double) throws -> Measurement {
+        let input = randomUnitRows(batch, scorer.inputWidth)
+        let workspace = scorer.makeWorkspace(rows: batch)
+        return try input.withUnsafeBytes { raw in
+            let b = EmbeddingBatch(base: raw.baseAddress!, rows: batch, columns: scorer.inputWidth, elementType: .float32)
+            _ = try scorer.score(b, workspace: workspace)
+            var calls = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            var elapsed = 0.0
+            while elapsed < seconds || calls < 3 {
+                _ = try scorer.score(b, workspace: workspace)
+                calls += 1
+                elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            let checkStart = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<calls { _ = InputStatistics(b) }
+            let checkElapsed = Double(DispatchTime.now().uptimeNanoseconds - checkStart) / 1e9
+            return Measurement(rowsPerSecond: Double(calls * batch) / elapsed, secondsPerCall: elapsed / Double(calls),
+                               checkFraction: checkElapsed / elapsed)
+        }
+    }
+
+    /// GFLOP/s of one large single-precision matrix product, the ceiling for dense heads.
+    static func sgemmRate(seconds: Double) -> Double {
+        let m = 4096, n = 1024, k = 1024
+        let a = [Float](repeating: 0.5, count: m * k)
+        let b = [Float](repeating: 0.25, count: n * k)
+        var c = [Float](repeating: 0, count: m * n)
+        var calls = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        while elapsed < seconds || calls < 2 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c, Int32(n))
+            calls += 1
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        return Double(calls) * 2 * Double(m * n * k) / elapsed / 1e9
+    }
+
+    /// Runs benchmarks/pytorch_bench.py on the same models when python3 can import torch.
+    func comparePyTorch(_ measured: [(name: String, path: String, batch: Int, rowsPerSecond: Double)]) {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("benchmarks/pytorch_bench.py").path
+        guard Self.python(["-c", "import torch"]) != nil else {
+            print("PyTorch: skipped (python3 cannot import torch here)")
+            return
+        }
+        guard FileManager.default.fileExists(atPath: script) else {
+            print("PyTorch: skipped (\(script) is not here; run bench from a source checkout)")
+            return
+        }
+        print("PyTorch (same graph, torch CPU):")
+        for path in Set(measured.map(\.path)).sorted() {
+            guard let out = Self.python([script, path, "--batch-sizes", batchSizes, "--seconds", String(seconds)]) else {
+                print("  \(path): the PyTorch run failed")
+                continue
+            }
+            for line in out.split(separator: "\n") {
+                let f = line.split(separator: " ")
+                guard f.count == 4, let batch = Int(f[1]), let rate = Double(f[2]) else { continue }
+                let ours = measured.first { $0.path == path && $0.batch == batch }
+                print(String(format: "  %-36@  %6d  %11.0f emb/s  %8.1f µs/call  clipsafety/PyTorch %.2fx",
+                             String((ours?.name ?? path).prefix(36)) as NSString, batch, rate, Double(f[3]) ?? 0, (ours?.rowsPerSecond ?? 0) / rate))
+            }
+        }
+    }
+
+    /// Output of `python3 ARGS`, or nil when it fails.
+    static func python(_ arguments: [String]) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + arguments
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+}
