@@ -199,6 +199,7 @@ public struct TorchCheckpoint {
     static func materialise(_ entries: [(String, TorchTensorRef)], storages: [String: Data],
                             bigEndian: Bool, limits: ReaderLimits) throws -> [Tensor] {
         var firstRef: [String: TorchStorageRef] = [:]
+        var total = 0
         return try entries.map { name, ref in
             if let first = firstRef[ref.storage.key], first != ref.storage {
                 throw ClipSafetyError.malformed("torch: storage '\(ref.storage.key)' is declared twice with different types or sizes")
@@ -207,6 +208,12 @@ public struct TorchCheckpoint {
             guard let storage = storages[ref.storage.key] else {
                 throw ClipSafetyError.malformed("torch: tensor '\(name)' uses storage '\(ref.storage.key)', which the file does not hold")
             }
+            // Views may repeat a storage (stride 0, shared keys): cap what they expand to.
+            let bytes = (checkedByteCount(shape: ref.shape, dtype: ref.dtype.byteSize)?.bytes).map { total.addingReportingOverflow($0) }
+            guard let (sum, overflow) = bytes, !overflow, sum <= limits.maxUncompressedBytes else {
+                throw ClipSafetyError.limitExceeded("torch: tensors up to '\(name)' expand to more than \(limits.maxUncompressedBytes) bytes (raise with --max-uncompressed-bytes)")
+            }
+            total = sum
             return try tensor(name: name, ref: ref, storage: storage, bigEndian: bigEndian, limits: limits)
         }
     }

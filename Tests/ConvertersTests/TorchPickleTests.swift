@@ -427,6 +427,21 @@ final class TorchPickleTests: XCTestCase {
         assertRefused(zip2, [.malformed], containing: "fc.weight")
     }
 
+    func testRefusesStrideZeroViewsExpandingPastTheLimit() throws {
+        // 40 tensors of 2M elements each, all stride-0 views of one 1-element storage: 320 MB
+        // from a few bytes. Refused by the total cap, not materialised.
+        let t = (0..<40).map { i in
+            TorchFixtureTensor(name: "t\(i)", storageKey: "0", storageNumel: 1, shape: [2_000_000], stride: [0])
+        }
+        let zip = try TorchFixtures.zip(pickle: TorchFixtures.stateDictPickle(t, legacy: false),
+                                        storages: ["0": TorchFixtures.floatBytes([1])], in: dir)
+        assertRefused(zip, [.limitExceeded], containing: "expand")
+        // One such view is fine and reads as repeated values.
+        let one = try TorchFixtures.zip(pickle: TorchFixtures.stateDictPickle([TorchFixtureTensor(name: "r", storageKey: "0", storageNumel: 1, shape: [3], stride: [0])], legacy: false),
+                                        storages: ["0": TorchFixtures.floatBytes([7])], in: dir)
+        XCTAssertEqual(try TorchCheckpoint(bytes: one).tensors[0].floatValues(), [7, 7, 7])
+    }
+
     func testRefusesStorageRecordOfWrongSize() throws {
         var storages = TorchFixtures.smallStorages
         storages["0"] = TorchFixtures.floatBytes([1, 2, 3])
