@@ -270,7 +270,8 @@ struct TorchPickleReader {
                 throw ClipSafetyError.truncated("pickle: ends at offset \(opStart) without a STOP opcode")
             }
             guard let op = PickleOpcode(rawValue: byte) else {
-                throw ClipSafetyError.malformed(String(format: "pickle: unknown opcode 0x%02x at offset %d", byte, opStart))
+                let hex = (byte < 16 ? "0" : "") + String(byte, radix: 16)
+                throw ClipSafetyError.malformed("pickle: opcode 0x\(hex) at offset \(opStart) is unknown or not one a torch state dict uses")
             }
             if op == .stop {
                 guard marks.isEmpty, stack.count == 1, let result = stack.popLast() else {

@@ -442,6 +442,13 @@ final class TorchPickleTests: XCTestCase {
         XCTAssertEqual(try TorchCheckpoint(bytes: one).tensors[0].floatValues(), [7, 7, 7])
     }
 
+    func testRefusesCheckpointWhoseEntriesAreNotTensors() throws {
+        // {'epoch': 3}: a training checkpoint, not a state dict.
+        var p = TorchPickleBuilder()
+        p.emptyDict(); p.string("epoch"); p.int(3); p.setItem(); p.stop()
+        assertRefused(try TorchFixtures.zip(pickle: p.data, storages: [:], in: dir), [.unsupported], containing: "'epoch'")
+    }
+
     func testRefusesStorageRecordOfWrongSize() throws {
         var storages = TorchFixtures.smallStorages
         storages["0"] = TorchFixtures.floatBytes([1, 2, 3])
@@ -518,7 +525,10 @@ final class TorchPickleTests: XCTestCase {
     func testRefusesUnknownOpcode() {
         var p = TorchPickleBuilder()
         p.raw(0xFF)
-        assertPickleRefused(p, .malformed, containing: "0xff")
+        assertPickleRefused(p, .malformed, containing: "opcode 0xff at offset 2")
+        var q = TorchPickleBuilder()
+        q.raw(0x8F)  // EMPTY_SET: real pickle, never in a state dict
+        assertPickleRefused(q, .malformed, containing: "opcode 0x8f")
     }
 
     func testRefusesStringLongerThanInput() {
