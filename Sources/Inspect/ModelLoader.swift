@@ -25,6 +25,9 @@ public enum ModelLoader {
             return model
         case .safetensors:
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata: it holds tensors but no graph, so it cannot be scored")
+        case .torchZip: return try TorchConverter.convert(bytes: bytes, options: options)
+        case .torchLegacy: return try TorchConverter.convert(bytes: bytes, options: options)
+        case .npy: return try NpyPromptConverter.convert(bytes: bytes, options: options)
         case .npz:
             throw ClipSafetyError.unsupported("an .npz archive holds arrays (reference data), not a model")
         case .zip:
