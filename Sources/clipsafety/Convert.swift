@@ -30,7 +30,7 @@ struct Convert: ParsableCommand {
     @Option(help: "Output range as low,high.")
     var outputRange: String?
 
-    @Option(help: "Architecture spec for heads not recognised from their keys (see README).")
+    @Option(help: "Architecture spec for heads not recognised from their keys (docs/ARCH-SPEC.md).")
     var arch: String?
 
     @OptionGroup var limitOptions: LimitOptions
