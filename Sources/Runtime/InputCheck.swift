@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// What the rows of an input look like against a model's precondition, gathered batch by
@@ -22,30 +23,34 @@ public struct InputStatistics: Sendable, Equatable {
 
     public init() {}
 
-    /// Statistics of one batch.
+    /// Statistics of one batch: one BLAS dot product per row; only a row whose sum of
+    /// squares is not finite is scanned element by element.
     public init(_ batch: EmbeddingBatch) {
         rows = batch.rows
         let d = batch.columns
+        var scratch = [Float](repeating: 0, count: batch.elementType == .float16 ? d : 0)
         for r in 0..<batch.rows {
-            var sum = 0.0
-            var finite = true
+            let sum: Double
             switch batch.elementType {
             case .float32:
                 let p = batch.base.assumingMemoryBound(to: Float.self) + r * d
-                var s: Float = 0
-                for c in 0..<d { let v = p[c]; s += v * v; if !v.isFinite { finite = false } }
-                sum = Double(s)
+                sum = Double(cblas_sdot(Int32(d), p, 1, p, 1))
             case .float16:
                 let p = batch.base.assumingMemoryBound(to: Float16.self) + r * d
-                var s: Float = 0
-                for c in 0..<d { let v = Float(p[c]); s += v * v; if !v.isFinite { finite = false } }
-                sum = Double(s)
+                for c in 0..<d { scratch[c] = Float(p[c]) }
+                sum = Double(cblas_sdot(Int32(d), scratch, 1, scratch, 1))
             case .float64:
                 let p = batch.base.assumingMemoryBound(to: Double.self) + r * d
-                for c in 0..<d { let v = p[c]; sum += v * v; if !v.isFinite { finite = false } }
+                sum = cblas_ddot(Int32(d), p, 1, p, 1)
             }
-            guard finite else { nonFiniteRows += 1; continue }
-            let norm = sum.squareRoot()
+            var norm = sum.squareRoot()
+            if !sum.isFinite {
+                if (0..<d).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
+                    nonFiniteRows += 1
+                    continue
+                }
+                norm = .infinity  // finite values whose squares overflow float32
+            }
             minNorm = Swift.min(minNorm ?? norm, norm)
             maxNorm = Swift.max(maxNorm ?? norm, norm)
             if Swift.abs(norm - 1) > Self.normTolerance { offNormRows += 1 }

@@ -304,6 +304,12 @@ public final class Scorer: Sendable {
             }
         }
         weight.withUnsafeBufferPointer { w in
+            if rows == 1 {
+                // One row: a matrix-vector product; sgemm with M = 1 is slower in older OpenBLAS.
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outputs), Int32(inputs), 1, w.baseAddress, Int32(inputs),
+                            a, 1, bias == nil ? 0 : 1, c, 1)
+                return
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
                         Int32(rows), Int32(outputs), Int32(inputs),
                         1, a, Int32(inputs),

@@ -40,8 +40,7 @@ struct Bench: ParsableCommand {
                 for batch in sizes {
                     let m = try Self.measure(scorer, batch: batch, seconds: seconds)
                     let gflops = m.rowsPerSecond * Double(scorer.flopsPerRow) / 1e9
-                    print(String(format: "%-38@  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%",
-                                 String(scorer.card.name.prefix(38)) as NSString, batch, m.rowsPerSecond,
+                    print(pad(scorer.card.name, 38) + String(format: "  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%", batch, m.rowsPerSecond,
                                  m.secondsPerCall * 1e6, gflops, 100 * gflops / peak, 100 * m.checkFraction))
                     measured.append((scorer.card.name, path, batch, m.rowsPerSecond))
                 }
@@ -128,8 +127,7 @@ struct Bench: ParsableCommand {
                 let f = line.split(separator: " ")
                 guard f.count == 4, let batch = Int(f[1]), let rate = Double(f[2]) else { continue }
                 let ours = measured.first { $0.path == path && $0.batch == batch }
-                print(String(format: "  %-36@  %6d  %11.0f emb/s  %8.1f µs/call  clipsafety/PyTorch %.2fx",
-                             String((ours?.name ?? path).prefix(36)) as NSString, batch, rate, Double(f[3]) ?? 0, (ours?.rowsPerSecond ?? 0) / rate))
+                print("  " + pad(ours?.name ?? path, 36) + String(format: "  %6d  %11.0f emb/s  %8.1f µs/call  clipsafety/PyTorch %.2fx", batch, rate, Double(f[3]) ?? 0, (ours?.rowsPerSecond ?? 0) / rate))
             }
         }
     }
@@ -147,4 +145,9 @@ struct Bench: ParsableCommand {
         p.waitUntilExit()
         return p.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
     }
+}
+
+/// `text` cut or padded with spaces to `width` characters.
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? String(text.prefix(width)) : text + String(repeating: " ", count: width - text.count)
 }

@@ -17,6 +17,13 @@ final class InputStatisticsTests: XCTestCase {
         XCTAssertEqual(s.warning(precondition: "none"), "1 of 5 rows hold NaN or infinity")
     }
 
+    func testHugeFiniteValuesAreOffNormNotNonFinite() {
+        let s = stats([3e20, 0, 0.6, 0.8], columns: 2)
+        XCTAssertEqual(s.nonFiniteRows, 0)
+        XCTAssertEqual(s.offNormRows, 1)
+        XCTAssertEqual(s.maxNorm, .infinity)
+    }
+
     func testMergeAddsCountsAndWidensRange() {
         var a = stats([1, 0], columns: 2)
         a.merge(stats([0, 2], columns: 2))
