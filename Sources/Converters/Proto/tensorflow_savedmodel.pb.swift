@@ -830,11 +830,25 @@ nonisolated struct Tensorflow_BundleEntryProto: Sendable {
 
   var crc32C: UInt32 = 0
 
+  /// Partitioned variables; clipsafety refuses entries that have any.
+  var slices: [Tensorflow_TensorSliceProto] = []
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
 
   fileprivate var _shape: Tensorflow_TensorShapeProto? = nil
+}
+
+/// tensor_slice.proto (contents not read)
+nonisolated struct Tensorflow_TensorSliceProto: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -2160,7 +2174,7 @@ nonisolated extension Tensorflow_BundleHeaderProto.Endianness: SwiftProtobuf._Pr
 
 nonisolated extension Tensorflow_BundleEntryProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".BundleEntryProto"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dtype\0\u{1}shape\0\u{3}shard_id\0\u{1}offset\0\u{1}size\0\u{1}crc32c\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}dtype\0\u{1}shape\0\u{3}shard_id\0\u{1}offset\0\u{1}size\0\u{1}crc32c\0\u{1}slices\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2174,6 +2188,7 @@ nonisolated extension Tensorflow_BundleEntryProto: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.offset) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.size) }()
       case 6: try { try decoder.decodeSingularFixed32Field(value: &self.crc32C) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.slices) }()
       default: break
       }
     }
@@ -2202,6 +2217,9 @@ nonisolated extension Tensorflow_BundleEntryProto: SwiftProtobuf.Message, SwiftP
     if self.crc32C != 0 {
       try visitor.visitSingularFixed32Field(value: self.crc32C, fieldNumber: 6)
     }
+    if !self.slices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.slices, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2212,6 +2230,26 @@ nonisolated extension Tensorflow_BundleEntryProto: SwiftProtobuf.Message, SwiftP
     if lhs.offset != rhs.offset {return false}
     if lhs.size != rhs.size {return false}
     if lhs.crc32C != rhs.crc32C {return false}
+    if lhs.slices != rhs.slices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Tensorflow_TensorSliceProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".TensorSliceProto"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Tensorflow_TensorSliceProto, rhs: Tensorflow_TensorSliceProto) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
