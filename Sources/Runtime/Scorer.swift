@@ -159,7 +159,7 @@ public final class Scorer: Sendable {
 
     private static func vocabulary(_ c: CategoricalColumn, keys: Tensor, values: Tensor, op: String) throws -> Lookup {
         guard c.keyDType == nil || c.keyDType == .f64 || c.keyDType == .f32 else {
-            throw ClipSafetyError.mismatch("graph: \(op) column \(c.column) has key_dtype \(c.keyDType!.rawValue); only F32 and F64 are defined")
+            throw ClipSafetyError.mismatch("graph: \(op) column \(c.column) has key_dtype \(c.keyDType?.rawValue ?? "?"); only F32 and F64 are defined")
         }
         guard keys.dtype == .u8, keys.shape.count == 1 else {
             throw ClipSafetyError.mismatch("graph: \(op) keys '\(c.keys)' must be a 1-D U8 tensor")

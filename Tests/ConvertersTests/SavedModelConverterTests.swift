@@ -282,6 +282,19 @@ final class SavedModelConverterTests: XCTestCase {
         }
     }
 
+    func testKeyDTypeSurvivesTheNativeFileAndOnlyF32OrF64AreAccepted() throws {
+        var model = try convert(try zipBytes(Self.b32), fileName: Self.b32 + ".zip")
+        let reread = try NativeModel(bytes: try model.serialized())
+        XCTAssertEqual(reread.graph, model.graph)
+        XCTAssertTrue(try model.metadata()["graph"]?.contains("\"key_dtype\":\"F32\"") ?? false)
+        for i in model.graph.indices {
+            if case .categoricalLookup(let cols) = model.graph[i] {
+                model.graph[i] = .categoricalLookup(cols.map { var c = $0; c.keyDType = .u8; return c })
+            }
+        }
+        assertThrows(.mismatch, containing: "key_dtype U8") { _ = try Scorer(model: model) }
+    }
+
     func testConversionIsDeterministic() throws {
         let zip = try zipBytes(Self.b32)
         let a = try convert(zip, fileName: Self.b32 + ".zip").serialized()
