@@ -35,7 +35,8 @@ let package = Package(
                 "Runtime", "CZip", "CHDF5",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]),
+            ],
+            exclude: ["Proto/tensorflow_savedmodel.proto", "Proto/keras_saved_metadata.proto"]),
         .target(name: "Inspect", dependencies: ["Runtime", "Converters"]),
         .executableTarget(
             name: "clipsafety",

@@ -23,6 +23,7 @@ public enum ModelLoader {
             var model = try NativeModel(bytes: bytes)
             options.applyOverrides(to: &model.card)
             return model
+        case .savedModelZip: return try SavedModelConverter.convert(bytes: bytes, options: options)
         case .safetensors:
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata: it holds tensors but no graph, so it cannot be scored")
         case .torchZip: return try TorchConverter.convert(bytes: bytes, options: options)

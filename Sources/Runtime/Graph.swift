@@ -16,17 +16,23 @@ public struct CategoricalColumn: Codable, Equatable, Sendable {
     public var values: String
     /// Index given to a key that is not in the vocabulary.
     public var oovIndex: Int64
+    /// The type the input value is rounded to before it is formatted: `.f64` (nil, the default)
+    /// or `.f32`, for graphs that cast the input to float32 before formatting it (TensorFlow's
+    /// `Cast` then `AsString`, as in the autokeras SavedModels).
+    public var keyDType: DType?
 
-    public init(column: Int, keys: String, values: String, oovIndex: Int64) {
+    public init(column: Int, keys: String, values: String, oovIndex: Int64, keyDType: DType? = nil) {
         self.column = column
         self.keys = keys
         self.values = values
         self.oovIndex = oovIndex
+        self.keyDType = keyDType
     }
 
     enum CodingKeys: String, CodingKey {
         case column, keys, values
         case oovIndex = "oov_index"
+        case keyDType = "key_dtype"
     }
 }
 

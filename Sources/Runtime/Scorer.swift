@@ -35,6 +35,8 @@ public final class Scorer: Sendable {
         var column: Int
         var table: [String: Float]
         var oov: Float
+        /// Round the input to float32 before formatting it (`key_dtype` F32).
+        var roundToFloat32: Bool
     }
 
     /// Loads and validates a native file.
@@ -162,6 +164,9 @@ public final class Scorer: Sendable {
     }
 
     private static func vocabulary(_ c: CategoricalColumn, keys: Tensor, values: Tensor, op: String) throws -> Lookup {
+        guard c.keyDType == nil || c.keyDType == .f64 || c.keyDType == .f32 else {
+            throw ClipSafetyError.mismatch("graph: \(op) column \(c.column) has key_dtype \(c.keyDType?.rawValue ?? "?"); only F32 and F64 are defined")
+        }
         guard keys.dtype == .u8, keys.shape.count == 1 else {
             throw ClipSafetyError.mismatch("graph: \(op) keys '\(c.keys)' must be a 1-D U8 tensor")
         }
@@ -192,7 +197,7 @@ public final class Scorer: Sendable {
                 throw ClipSafetyError.mismatch("graph: \(op) column \(c.column) has the key '\(k)' twice")
             }
         }
-        return Lookup(column: c.column, table: table, oov: Float(c.oovIndex))
+        return Lookup(column: c.column, table: table, oov: Float(c.oovIndex), roundToFloat32: c.keyDType == .f32)
     }
 
     /// Scores a batch. Throws `.mismatch` when its width is not the model's input width.
@@ -234,7 +239,8 @@ public final class Scorer: Sendable {
             case .lookup(let lookups):
                 for r in 0..<n {
                     for l in lookups {
-                        a[r * width + l.column] = l.table[Self.percentF(batch.value(row: r, column: l.column))] ?? l.oov
+                        let x = batch.value(row: r, column: l.column)
+                        a[r * width + l.column] = l.table[Self.percentF(l.roundToFloat32 ? Double(Float(x)) : x)] ?? l.oov
                     }
                 }
             case .normalize(let mean, let denominator):
