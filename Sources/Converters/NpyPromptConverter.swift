@@ -9,6 +9,11 @@ import Runtime
 /// the catalog, else `--backbone`, else `unknown`.
 public enum NpyPromptConverter {
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        try convertWithDetails(bytes: bytes, options: options).model
+    }
+
+    /// `convert`, plus the matrix as the one source layer (for `inspect`).
+    public static func convertWithDetails(bytes: Data, options: ConversionOptions) throws -> (model: NativeModel, details: SourceDetails) {
         let array = try NpyArray(bytes: bytes)
         guard array.shape.count == 2, array.shape[0] > 0, array.shape[1] > 0 else {
             throw ClipSafetyError.mismatch("npy: a prompt matrix is K×D with K, D > 0; this array has shape \(array.shape)")
@@ -32,8 +37,11 @@ public enum NpyPromptConverter {
         var card = try card(bytes: bytes, options: options, prompts: k, width: d)
         options.applyOverrides(to: &card)
         let source = Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes), sourceFormat: "npy")
-        return NativeModel(card: card, source: source,
-                           graph: [.promptScores(prompts: "prompts"), .argmax], tensors: [prompts])
+        let model = NativeModel(card: card, source: source,
+                                graph: [.promptScores(prompts: "prompts"), .argmax], tensors: [prompts])
+        let layer = SourceLayer(name: "", className: "npy array", opCount: 2,
+                                notes: ["\(array.dtype.descr) \(k)×\(d): one row per prompt; class = argmax of the similarities"])
+        return (model, SourceDetails(layers: [layer], notes: ["a bare NumPy matrix: the graph is clip-retrieval's reading of it"]))
     }
 
     /// The catalog's card (violence matrices), or a plain prompt-classifier card.

@@ -22,16 +22,24 @@ public enum SavedModelConverter {
     static let kerasEpsilon = 1e-7
 
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        try convertWithDetails(bytes: bytes, options: options).model
+    }
+
+    /// `convert`, plus the Keras layers (names, classes, Dropout rates) and the serving
+    /// signature, which the native graph does not keep (for `inspect`).
+    public static func convertWithDetails(bytes: Data, options: ConversionOptions) throws -> (model: NativeModel, details: SourceDetails) {
         let files = try Files(zip: bytes, limits: options.limits)
         let config = try SavedModelKerasConfig(metadata: files.kerasMetadata, limits: options.limits)
         let bundle = try TensorBundleReader(index: files.index, shards: files.shards, limits: options.limits)
         let vocabularies = try SavedModelVocabularies(savedModel: files.savedModel, limits: options.limits)
-        let (graph, tensors, width) = try build(config: config, bundle: bundle, vocabularies: vocabularies)
+        let (graph, tensors, width, layers) = try build(config: config, bundle: bundle, vocabularies: vocabularies)
         let card = try card(bytes: bytes, options: options, inputWidth: vocabularies.inputWidth,
                             outputWidth: width, endsWithSigmoid: graph.last == .sigmoid)
-        return NativeModel(card: card,
-                           source: Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes), sourceFormat: sourceFormat),
-                           graph: graph, tensors: tensors)
+        let model = NativeModel(card: card,
+                                source: Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes), sourceFormat: sourceFormat),
+                                graph: graph, tensors: tensors)
+        return (model, SourceDetails(layers: layers, signature: vocabularies.signature,
+                                     notes: ["Keras layers from keras_metadata.pb; weights from variables/ (checksums verified); vocabularies traced through saved_model.pb"]))
     }
 
     /// The members of the SavedModel folder inside the zip.
@@ -83,16 +91,20 @@ public enum SavedModelConverter {
         }
     }
 
-    /// The native graph and tensors for the layer chain; returns the output width too.
+    /// The native graph and tensors for the layer chain; returns the output width and the
+    /// Keras layers (with the number of ops each became) too.
     static func build(config: SavedModelKerasConfig, bundle: TensorBundleReader,
-                      vocabularies: SavedModelVocabularies) throws -> ([GraphOp], [Tensor], Int) {
+                      vocabularies: SavedModelVocabularies) throws -> ([GraphOp], [Tensor], Int, [SourceLayer]) {
         var graph: [GraphOp] = []
         var tensors: [Tensor] = []
+        var layers: [SourceLayer] = []
         var width = vocabularies.inputWidth
         var denseCount = 0
         var normCount = 0
         var sawEncoding = false
         for (index, named) in config.layers.enumerated() {
+            let opsBefore = graph.count
+            defer { layers.append(SourceLayer(name: named.name, className: named.className, opCount: graph.count - opsBefore, notes: named.notes)) }
             switch named.layer {
             case .input(let w):
                 guard index == 0, w == width else {
@@ -153,7 +165,7 @@ public enum SavedModelConverter {
         guard denseCount > 0 else {
             throw ClipSafetyError.unsupported("keras model: no Dense layer; nothing to convert")
         }
-        return (graph, tensors, width)
+        return (graph, tensors, width, layers)
     }
 
     /// impute_nan for the numeric columns and categorical_lookup for the others.

@@ -20,7 +20,7 @@ struct SavedModelKerasConfig {
         case normalization(checkpoint: String)
         case dense(units: Int, activation: Activation, useBias: Bool, checkpoint: String)
         case activation(Activation)
-        case dropout
+        case dropout(rate: Double?)
     }
 
     enum Activation: String {
@@ -31,6 +31,12 @@ struct SavedModelKerasConfig {
         var name: String
         var className: String
         var layer: Layer
+
+        /// Facts for `inspect` the graph does not keep (a Dropout's rate).
+        var notes: [String] {
+            if case .dropout(let rate?) = layer { return ["rate \(rate)"] }
+            return []
+        }
     }
 
     var layers: [NamedLayer]
@@ -146,7 +152,7 @@ struct SavedModelKerasConfig {
         case "Activation":
             layer = .activation(try activation(config["activation"], layer: name))
         default:  // Dropout: the identity at inference.
-            layer = .dropout
+            layer = .dropout(rate: config["rate"] as? Double)
         }
         return NamedLayer(name: name, className: className, layer: layer)
     }

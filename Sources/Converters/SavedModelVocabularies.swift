@@ -29,6 +29,8 @@ struct SavedModelVocabularies {
     var inputWidth: Int
     /// One vocabulary per categorical column, ordered by column.
     var vocabularies: [Vocabulary]
+    /// The `serving_default` signature the trace started from (for `inspect`).
+    var signature: ServingSignature?
 
     /// Upper bound on graph nodes visited while tracing (a hostile graph cannot make it spin).
     static let maxVisits = 4_000_000
@@ -43,6 +45,7 @@ struct SavedModelVocabularies {
         try tracer.run(meta: meta)
         inputWidth = tracer.inputWidth
         vocabularies = tracer.vocabularies.sorted { $0.column < $1.column }
+        signature = tracer.signature
     }
 
     /// A scope nodes are looked up in: the main graph, or one call of a library function.
@@ -93,6 +96,7 @@ struct SavedModelVocabularies {
         var visits = 0
         var inputWidth = 0
         var vocabularies: [Vocabulary] = []
+        var signature: ServingSignature?
 
         init(graph: Tensorflow_GraphDef, limits: ReaderLimits) {
             self.graph = graph
@@ -116,6 +120,7 @@ struct SavedModelVocabularies {
                 throw ClipSafetyError.unsupported("saved_model.pb: serving input shape is not [batch, D]")
             }
             inputWidth = Int(width)
+            self.signature = Self.describe(signature)
             let main = Frame(graph: graph)
             let inputNode = Self.nodeName(of: input.name)
             guard let placeholder = main.nodes[inputNode], placeholder.op == "Placeholder" else {
@@ -179,6 +184,17 @@ struct SavedModelVocabularies {
         }
 
         /// `name`, `name:0` or `^name` (main graph), `name:out:0` (function body) → `name`.
+        /// The one-input, one-output `serving_default` signature in format-neutral terms.
+        static func describe(_ signature: Tensorflow_SignatureDef) -> ServingSignature? {
+            guard let (inName, input) = signature.inputs.first, let (outName, output) = signature.outputs.first else { return nil }
+            func port(_ name: String, _ info: Tensorflow_TensorInfo) -> ServingSignature.Port {
+                let shape: [Int?]? = info.tensorShape.unknownRank ? nil
+                    : info.tensorShape.dim.map { $0.size >= 0 && $0.size <= Int64(Int32.max) ? Int($0.size) : nil }
+                return .init(name: name, tensor: info.name, dtype: info.dtype.tfName, shape: shape)
+            }
+            return ServingSignature(key: "serving_default", input: port(inName, input), output: port(outName, output))
+        }
+
         static func nodeName(of ref: String) -> String {
             let r = ref.hasPrefix("^") ? ref.dropFirst() : Substring(ref)
             return String(r.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? r)

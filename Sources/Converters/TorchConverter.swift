@@ -98,6 +98,11 @@ public enum TorchConverter {
     }
 
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        try convertWithDetails(bytes: bytes, options: options).model
+    }
+
+    /// `convert`, plus the modules the architecture reads and how it was found (for `inspect`).
+    public static func convertWithDetails(bytes: Data, options: ConversionOptions) throws -> (model: NativeModel, details: SourceDetails) {
         let checkpoint = try TorchCheckpoint(bytes: bytes, limits: options.limits)
         let spec: ArchSpec
         var known: KnownHead?
@@ -115,7 +120,37 @@ public enum TorchConverter {
         options.applyOverrides(to: &card)
         let source = Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes),
                                 sourceFormat: checkpoint.container.rawValue)
-        return NativeModel(card: card, source: source, graph: graph, tensors: tensors)
+        let model = NativeModel(card: card, source: source, graph: graph, tensors: tensors)
+        return (model, details(spec: spec, known: known, container: checkpoint.container))
+    }
+
+    /// The modules of `spec` as source layers (one op each; H14_NSFW_Detector's Dropouts,
+    /// which hold no weights, at their `nn.Sequential` indices with no op).
+    static func details(spec: ArchSpec, known: KnownHead?, container: TorchCheckpoint.Container) -> SourceDetails {
+        var layers: [SourceLayer] = []
+        var lastLinearIndex: Int?
+        for step in spec.steps {
+            switch step {
+            case .normalize(let p, _): layers.append(SourceLayer(name: p, className: "Normalize", opCount: 1))
+            case .linear(let p):
+                layers.append(SourceLayer(name: p, className: "Linear", opCount: 1))
+                lastLinearIndex = known == .h14 ? Int(p.dropFirst("layers.".count)) : nil
+            case .relu:
+                if let k = lastLinearIndex {
+                    layers.append(SourceLayer(name: "layers.\(k + 1)", className: "ReLU", opCount: 1))
+                    layers.append(SourceLayer(name: "layers.\(k + 2)", className: "Dropout", opCount: 0,
+                                              notes: ["p 0.2 in H14_NSFW_Detector's code, not stored in the file"]))
+                } else {
+                    layers.append(SourceLayer(name: "", className: "ReLU", opCount: 1))
+                }
+            case .sigmoid: layers.append(SourceLayer(name: "", className: "Sigmoid", opCount: 1))
+            }
+        }
+        let how = known.map { "head recognised from its keys and shapes: \($0.rawValue)" } ?? "architecture given with --arch"
+        return SourceDetails(layers: layers, notes: [
+            container == .zip ? "torch zip container (torch.save since 1.6)" : "torch legacy container (before 1.6)",
+            how, "architecture: " + spec.text,
+        ])
     }
 
     // MARK: - Recognition
