@@ -11,5 +11,5 @@ struct ClipSafety: ParsableCommand {
             66 missing input, 70 internal error, 73 cannot create output, 74 I/O error.
             """,
         version: clipsafetyVersion,
-        subcommands: [Convert.self, Score.self, Verify.self, Bench.self])
+        subcommands: [Convert.self, Score.self, Verify.self, InspectCommand.self, CompareCommand.self, Bench.self])
 }
