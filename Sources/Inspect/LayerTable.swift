@@ -28,6 +28,12 @@ public struct LayerRow: Codable, Equatable, Sendable {
     public struct Source: Codable, Equatable, Sendable {
         public var name: String
         public var className: String
+
+        public init(name: String, className: String) {
+            self.name = name
+            self.className = className
+        }
+
         enum CodingKeys: String, CodingKey {
             case name
             case className = "class"
