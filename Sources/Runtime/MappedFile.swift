@@ -29,4 +29,17 @@ public enum MappedFile {
         }
         return Data(bytesNoCopy: p, count: size, deallocator: .custom { ptr, n in munmap(ptr, n) })
     }
+
+    /// `madvise(MADV_DONTNEED)` on the whole pages of `data[0..<end]`; `data` must be part of a
+    /// read-only private file mapping made by `map`.
+    static func releasePages(of data: Data, upTo end: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        data.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, end > 0 else { return }
+            let start = (Int(bitPattern: base) + page - 1) / page * page
+            let stop = (Int(bitPattern: base) + Swift.min(end, raw.count)) / page * page
+            guard stop > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
+            madvise(p, stop - start, MADV_DONTNEED)
+        }
+    }
 }

@@ -47,6 +47,8 @@ public struct NpyArray: Sendable {
     public var dtype: NpyDType
     public var shape: [Int]
     public var data: Data
+    /// True when `data` points into a read-only file mapping (see `releaseRows(before:)`).
+    public private(set) var isFileMapped = false
 
     public init(dtype: NpyDType, shape: [Int], data: Data) throws {
         guard let (_, bytes) = checkedByteCount(shape: shape, dtype: dtype.byteSize), bytes == data.count else {
@@ -61,7 +63,22 @@ public struct NpyArray: Sendable {
 
     /// Reads a file, memory-mapped.
     public init(contentsOf path: String, limits: NpyLimits = .init()) throws {
-        try self.init(bytes: try MappedFile.map(path), limits: limits)
+        let bytes = try MappedFile.map(path)
+        try self.init(bytes: bytes, limits: limits)
+        // A view (not a converted copy) of a non-empty mapping.
+        isFileMapped = !bytes.isEmpty && data.count > 0 && data.withUnsafeBytes { d in
+            bytes.withUnsafeBytes { b in d.baseAddress! >= b.baseAddress! && d.baseAddress! < b.baseAddress! + b.count }
+        }
+    }
+
+    /// Lets the kernel drop the pages of rows `0..<row` of a memory-mapped matrix, so that a
+    /// sequential pass over a file larger than memory keeps a bounded resident set. The rows
+    /// stay readable (they are read from the file again if touched). No effect on in-memory data.
+    public func releaseRows(before row: Int) {
+        guard isFileMapped, shape.count >= 1, row > 0 else { return }
+        let rowBytes = shape.dropFirst().reduce(dtype.byteSize, *)
+        let end = Swift.min(row, shape[0]) * rowBytes
+        MappedFile.releasePages(of: data, upTo: end)
     }
 
     public init(bytes: Data, limits: NpyLimits = .init()) throws {

@@ -53,6 +53,7 @@ struct Score: ParsableCommand {
                     let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer, workspace: workspace) } }
                     try withFile(output) { try writer.write(result, firstRow: start) }
                     start += count
+                    embeddings.releaseRows(before: start)
                     progress.update(start)
                 }
                 progress.finish()

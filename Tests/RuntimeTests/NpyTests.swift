@@ -123,3 +123,17 @@ final class NpyTests: XCTestCase {
         XCTAssertThrowsError(try NpyArray(shape: [6], floats: [1, 2, 3, 4, 5, 6]).withRows(0, 1) { _ in 0 })
     }
 }
+
+final class NpyMappedTests: XCTestCase {
+    func testReleasedRowsStayReadableFromTheFile() throws {
+        let path = NSTemporaryDirectory() + "clipsafety-mapped-\(UUID().uuidString).npy"
+        defer { unlink(path) }
+        let values = (0..<(4096 * 4)).map { Float($0) }
+        try NpyArray(shape: [4096, 4], floats: values).serialized().write(to: URL(fileURLWithPath: path))
+        let a = try NpyArray(contentsOf: path)
+        XCTAssertTrue(a.isFileMapped)
+        a.releaseRows(before: 4096)
+        XCTAssertEqual(a.floatValues(), values)
+        XCTAssertFalse(NpyArray(shape: [1], floats: [1]).isFileMapped, "in-memory arrays are never released")
+    }
+}

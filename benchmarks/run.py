@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Issue 9's figures in one run: throughput and latency per head, start-up time, and
+streaming a large float16 shard in bounded memory.
+
+    python3 benchmarks/run.py [--rows 1000000] [--keep]
+
+Needs a release build (`swift build -c release`) and the fetched models (models/fetch.py).
+Writes its scratch files under benchmarks/.scratch/ (git-ignored) and prints:
+  1. `clipsafety bench` for the B/32 and L/14 ports and the H/14 head (batch 1, 64, 4096),
+     with the machine's sgemm rate and the input-check cost;
+  2. process start to first score for a native model (median of 20 runs, one-row input);
+  3. `clipsafety score` of an N x 768 float16 shard (default 1 M rows, 1.5 GB): rows/s and peak
+     RSS, next to the in-memory rate of the same head at batch 4096.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRATCH = os.path.join(ROOT, "benchmarks", ".scratch")
+HEADS = [("clip_ViT-B-32_openai_binary_nsfw_head.pth", "b32"),
+         ("clip_ViT-L-14_openai_binary_nsfw_head.pth", "l14"),
+         ("h14_nsfw.pth", "h14")]
+
+
+def cli():
+    out = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True, check=True)
+    path = os.path.join(out.stdout.strip(), "clipsafety")
+    if not os.path.exists(path):
+        sys.exit("benchmarks: build first: swift build -c release --product clipsafety")
+    return path
+
+
+def write_shard(path, rows, dim, seed=0):
+    """Unit-norm float16 rows written in chunks (bounded memory), as clip-retrieval stores them."""
+    rng = np.random.default_rng(seed)
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((0, dim), np.float16))
+    header["shape"] = (rows, dim)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        done = 0
+        while done < rows:
+            n = min(65536, rows - done)
+            x = rng.standard_normal((n, dim)).astype(np.float32)
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            f.write(x.astype(np.float16).tobytes())
+            done += n
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--keep", action="store_true", help="keep the generated shard")
+    a = p.parse_args()
+    exe = cli()
+    os.makedirs(SCRATCH, exist_ok=True)
+    models = {}
+    for file, short in HEADS:
+        dst = os.path.join(SCRATCH, short + ".safetensors")
+        subprocess.run([exe, "convert", os.path.join(ROOT, "models", "files", file), "-o", dst], check=True, capture_output=True)
+        models[short] = dst
+
+    print("== 1. clipsafety bench")
+    sys.stdout.flush()
+    subprocess.run([exe, "bench", models["b32"], models["l14"], models["h14"], "--batch-sizes", "1,64,4096", "--seconds", "2"], check=True)
+
+    print("\n== 2. process start to first score (one-row input, median of 20)")
+    one = os.path.join(SCRATCH, "one.npy")
+    np.save(one, (np.ones((1, 768)) / np.sqrt(768)).astype(np.float32))
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        subprocess.run([exe, "score", models["l14"], one, "-o", os.path.join(SCRATCH, "one_out.npy")], check=True)
+        times.append(time.perf_counter() - t)
+    print("L/14 port, native: median %.1f ms, min %.1f ms" % (statistics.median(times) * 1e3, min(times) * 1e3))
+
+    print("\n== 3. score a %d x 768 float16 shard (memory-mapped input, streamed output)" % a.rows)
+    shard = os.path.join(SCRATCH, "shard_f16.npy")
+    if not os.path.exists(shard) or os.path.getsize(shard) < a.rows * 768 * 2:
+        write_shard(shard, a.rows, 768)
+    t = time.perf_counter()
+    child = subprocess.Popen([exe, "score", models["l14"], shard, "-o", os.path.join(SCRATCH, "shard_out.npy")])
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the largest child's
+    elapsed = time.perf_counter() - t
+    if status != 0:
+        sys.exit("benchmarks: score failed")
+    print("L/14 port: %.0f rows/s, %.1f s, peak RSS %.0f MiB" % (a.rows / elapsed, elapsed, usage.ru_maxrss / 1024))
+    if not a.keep:
+        os.unlink(shard)
+
+
+if __name__ == "__main__":
+    main()
