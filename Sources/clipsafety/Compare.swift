@@ -96,6 +96,7 @@ struct CompareCommand: ParsableCommand {
                     let count = min(Self.batchRows, array.shape[0] - start)
                     try withFile(inputs) { try array.withRows(start, count) { try score($0, firstRow: start) } }
                     start += count
+                    array.releaseRows(before: start)
                 }
             } else {
                 let rows = random ?? Self.defaultRandomRows
@@ -129,7 +130,7 @@ struct CompareCommand: ParsableCommand {
         let bytes = try MappedFile.map(path)
         switch try FileSniffer.identify(bytes, limits: limits) {
         case .npy:
-            return (try NpyArray(bytes: bytes), nil)
+            return (try NpyArray(contentsOf: path), nil)  // memory-mapped; rows released as they are compared
         case .npz:
             let arrays = try NpzArchive.read(bytes: bytes, limits: limits)
             if let x = arrays["inputs"] { return (x, "inputs") }
