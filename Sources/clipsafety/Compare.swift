@@ -55,7 +55,7 @@ struct CompareCommand: ParsableCommand {
         if let random, random <= 0 || random > 10_000_000 { throw ValidationError("--random takes 1 … 10000000 rows") }
         if let maxAbsDiff, !(maxAbsDiff >= 0) { throw ValidationError("--max-abs-diff must be a non-negative number") }
         if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be finite") }
-        guard worst >= 0, worst <= 1000 else { throw ValidationError("--worst takes 0 … 1000") }
+        guard worst >= 1, worst <= 1000 else { throw ValidationError("--worst takes 1 … 1000") }
     }
 
     func run() throws {
