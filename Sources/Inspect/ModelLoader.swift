@@ -25,6 +25,8 @@ public enum ModelLoader {
             return model
         case .safetensors:
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata: it holds tensors but no graph, so it cannot be scored")
+        case .kerasH5: return try KerasH5Converter.convert(bytes: bytes, options: options)
+        case .kerasV3: return try KerasV3Converter.convert(bytes: bytes, options: options)
         case .npz:
             throw ClipSafetyError.unsupported("an .npz archive holds arrays (reference data), not a model")
         case .zip:
