@@ -12,6 +12,7 @@ public enum KerasV3Converter {
         guard let configData = try zip.read(named: "config.json") else {
             throw ClipSafetyError.malformed(".keras archive has no config.json")
         }
+        let config = try KerasModelConfig(json: configData)
         if let metadata = try zip.read(named: "metadata.json") {
             guard (try? JSONSerialization.jsonObject(with: metadata)) is [String: Any] else {
                 throw ClipSafetyError.malformed(".keras archive: metadata.json is not a JSON object")
@@ -20,7 +21,6 @@ public enum KerasV3Converter {
         guard let weightsImage = try zip.read(named: "model.weights.h5") else {
             throw ClipSafetyError.malformed(".keras archive has no model.weights.h5")
         }
-        let config = try KerasModelConfig(json: configData)
         let file: HDF5File
         do {
             file = try HDF5File(image: weightsImage, limits: options.limits)
@@ -65,7 +65,13 @@ struct KerasV3WeightStore: KerasWeightStore {
     }
 
     func weightCount(for layer: KerasLayer) throws -> Int {
-        try vars(of: layer)?.memberCount() ?? 0
+        guard let vars = try vars(of: layer) else {
+            if layer.ownsWeights {
+                throw ClipSafetyError.mismatch("model.weights.h5 has no group 'layers/\(layer.trackingName)/vars' for \(layer.label)")
+            }
+            return 0
+        }
+        return try vars.memberCount()
     }
 
     func weight(_ index: Int, role: String, of layer: KerasLayer) throws -> HDF5FloatArray {
