@@ -66,7 +66,7 @@ final class HDF5File {
         file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
         root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
-                             path: "/", limits: limits)
+                             path: "/", limits: limits, imageSize: image.count)
     }
 }
 
@@ -86,6 +86,8 @@ struct HDF5Group {
     /// Absolute path, for messages.
     let path: String
     let limits: ReaderLimits
+    /// Bytes of the whole file: no attribute or uncompressed dataset can hold more.
+    let imageSize: Int
 
     private func child(_ relative: String) -> String {
         path == "/" ? "/" + relative : path + "/" + relative
@@ -126,7 +128,7 @@ struct HDF5Group {
         guard try exists(relative) else { throw ClipSafetyError.mismatch("HDF5: group '\(child(relative))' is missing") }
         let id = H5Gopen2(handle.id, relative, clipsafety_h5p_default())
         return HDF5Group(handle: try HDF5Handle(id, "'\(child(relative))' is not a group", close: H5Gclose),
-                         path: child(relative), limits: limits)
+                         path: child(relative), limits: limits, imageSize: imageSize)
     }
 
     /// Number of links (members) in this group.
@@ -164,6 +166,10 @@ struct HDF5Group {
         guard count <= limits.maxTensorElements else {
             throw ClipSafetyError.limitExceeded("HDF5: \(what) holds \(count) strings, over the limit of \(limits.maxTensorElements)")
         }
+        // Every stored string takes at least one byte of the file (attributes are never compressed).
+        guard count <= imageSize else {
+            throw ClipSafetyError.malformed("HDF5: \(what) declares \(count) strings, more than the file's \(imageSize) bytes could hold")
+        }
         let type = try HDF5Handle(H5Aget_type(attr.id), "cannot read the type of \(what)", close: H5Tclose)
         let typeClass = H5Tget_class(type.id)
         if count == 0 { return [] }
@@ -190,7 +196,7 @@ struct HDF5Group {
         guard size > 0, size <= Int.max else { throw HDF5Failure.error("cannot read the string size of \(what)") }
         let width = Int(size)
         let (total, overflow) = width.multipliedReportingOverflow(by: count)
-        guard !overflow, total <= limits.maxUncompressedBytes else {
+        guard !overflow, total <= limits.maxUncompressedBytes, total <= imageSize else {
             throw ClipSafetyError.limitExceeded("HDF5: \(what) holds \(count) strings of \(width) bytes, over the limit of \(limits.maxUncompressedBytes) bytes")
         }
         let memType = try HDF5Handle(H5Tcopy(clipsafety_h5t_c_s1()), "cannot make a string type", close: H5Tclose)
@@ -245,6 +251,7 @@ struct HDF5Group {
         guard count <= limits.maxTensorElements else {
             throw ClipSafetyError.limitExceeded("HDF5: \(what) of shape \(shape) holds \(count) elements, over the limit of \(limits.maxTensorElements) (raise with --max-tensor-elements)")
         }
+        try Self.checkStoredBytes(dataset, elements: count, elementSize: elementSize, imageSize: imageSize, what: what)
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
             let status = values.withUnsafeMutableBytes {
@@ -253,6 +260,26 @@ struct HDF5Group {
             guard status >= 0 else { throw HDF5Failure.error("cannot read \(what)") }
         }
         return HDF5FloatArray(shape: shape, values: values, storedElementSize: elementSize)
+    }
+
+    /// Checks the bytes a dataset really stores before anything is allocated from its shape:
+    /// an unfiltered dataset must store exactly elements × size bytes (no unallocated,
+    /// fill-value data), and no dataset can store more than the file holds.
+    private static func checkStoredBytes(_ dataset: HDF5Handle, elements: Int, elementSize: Int, imageSize: Int, what: String) throws {
+        guard elements > 0 else { return }
+        let stored = H5Dget_storage_size(dataset.id)
+        let dcpl = try HDF5Handle(H5Dget_create_plist(dataset.id), "cannot read the storage of \(what)", close: H5Pclose)
+        let filters = H5Pget_nfilters(dcpl.id)
+        guard filters >= 0 else { throw HDF5Failure.error("cannot read the filters of \(what)") }
+        guard stored > 0, stored <= hsize_t(imageSize) else {
+            throw ClipSafetyError.malformed("HDF5: \(what) stores \(stored) bytes of data for \(elements) elements (the file has \(imageSize))")
+        }
+        if filters == 0 {
+            let (declared, overflow) = elements.multipliedReportingOverflow(by: elementSize)
+            guard !overflow, stored == hsize_t(declared) else {
+                throw ClipSafetyError.malformed("HDF5: \(what) declares \(elements) elements of \(elementSize) bytes but stores \(stored) bytes")
+            }
+        }
     }
 
     /// Dimensions of a dataspace: `[]` for a scalar; a null dataspace is refused.

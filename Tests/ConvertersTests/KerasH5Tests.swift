@@ -343,6 +343,18 @@ final class KerasH5Tests: XCTestCase {
         KerasTestSupport.assertThrows(.limitExceeded, containing: ["kernel", "16 elements"]) { try self.convert(bytes, limits: limits) }
     }
 
+    func testRejectsADatasetThatDeclaresMoreDataThanItStores() throws {
+        // A kernel declared 2000 × 3000 but never written: no bytes stored, so nothing is allocated.
+        let layer = TestLayer(className: "Dense", name: "d", config: ["units": 3000, "use_bias": false], weights: [])
+        let bytes = try KerasFixture.legacyH5([layer], width: 2000) { w in
+            try w.delete("/model_weights/d")
+            try w.group("/model_weights/d")
+            try w.strings("weight_names", on: "/model_weights/d", ["d/kernel"])
+            try w.floats("/model_weights/d/d/kernel", shape: [2000, 3000], [])
+        }
+        KerasTestSupport.assertThrows(.malformed, containing: ["kernel", "stores 0 bytes"]) { try self.convert(bytes) }
+    }
+
     func testRejectsSoftAndExternalLinks() throws {
         let soft = try KerasFixture.legacyH5([.dense("d", inputs: 2, units: 1)], width: 2) { w in
             try w.floats("/elsewhere", shape: [1], [0.5])
