@@ -65,8 +65,15 @@ final class HDF5File {
         try HDF5Failure.check(status, "cannot hand the file image to libhdf5")
         file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
+        let fcpl = try HDF5Handle(H5Fget_create_plist(file.id), "cannot read the file's creation properties", close: H5Pclose)
+        var offsetSize = 0, lengthSize = 0
+        var userBlock: hsize_t = 0
+        try HDF5Failure.check(H5Pget_sizes(fcpl.id, &offsetSize, &lengthSize), "cannot read the file's address size")
+        try HDF5Failure.check(H5Pget_userblock(fcpl.id, &userBlock), "cannot read the file's user block size")
+        guard userBlock <= hsize_t(image.count) else { throw ClipSafetyError.malformed("HDF5: user block larger than the file") }
+        let strings = HDF5VariableStrings(image: image, base: Int(userBlock), offsetSize: offsetSize, lengthSize: lengthSize, limits: limits)
         root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
-                             path: "/", limits: limits, imageSize: image.count)
+                             path: "/", strings: strings)
     }
 }
 
@@ -85,9 +92,12 @@ struct HDF5Group {
     let handle: HDF5Handle
     /// Absolute path, for messages.
     let path: String
-    let limits: ReaderLimits
+    /// Reads variable-length strings from the file's bytes (libhdf5's own reader is unsafe on
+    /// hostile files; see HDF5VariableStrings).
+    let strings: HDF5VariableStrings
+    var limits: ReaderLimits { strings.limits }
     /// Bytes of the whole file: no attribute or uncompressed dataset can hold more.
-    let imageSize: Int
+    var imageSize: Int { strings.image.count }
 
     private func child(_ relative: String) -> String {
         path == "/" ? "/" + relative : path + "/" + relative
@@ -128,7 +138,7 @@ struct HDF5Group {
         guard try exists(relative) else { throw ClipSafetyError.mismatch("HDF5: group '\(child(relative))' is missing") }
         let id = H5Gopen2(handle.id, relative, clipsafety_h5p_default())
         return HDF5Group(handle: try HDF5Handle(id, "'\(child(relative))' is not a group", close: H5Gclose),
-                         path: child(relative), limits: limits, imageSize: imageSize)
+                         path: child(relative), strings: strings)
     }
 
     /// Number of links (members) in this group.
@@ -180,16 +190,14 @@ struct HDF5Group {
         guard variable >= 0 else { throw HDF5Failure.error("cannot read the type of \(what)") }
         let cset = H5Tget_cset(type.id)
         if variable > 0 {
-            let memType = try HDF5Handle(H5Tcopy(clipsafety_h5t_c_s1()), "cannot make a string type", close: H5Tclose)
-            try HDF5Failure.check(H5Tset_size(memType.id, clipsafety_h5t_variable()), "cannot make a string type")
-            try HDF5Failure.check(H5Tset_cset(memType.id, cset), "cannot make a string type")
-            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-            let status = pointers.withUnsafeMutableBytes { H5Aread(attr.id, memType.id, $0.baseAddress) }
-            guard status >= 0 else { throw HDF5Failure.error("cannot read \(what)") }
-            defer { _ = pointers.withUnsafeMutableBytes { clipsafety_h5_reclaim(memType.id, space.id, $0.baseAddress) } }
-            return try pointers.map { p in
-                guard let p else { return "" }
-                return try Self.decode(Data(bytes: p, count: strlen(p)), what: what)
+            var address: UInt64 = 0
+            guard clipsafety_h5_object_address(handle.id, &address) >= 0 else {
+                throw HDF5Failure.error("cannot locate the header of \(path)")
+            }
+            do {
+                return try strings.read(attribute: name, headerAddress: address, count: count)
+            } catch let e as ClipSafetyError {
+                throw ClipSafetyError(e.kind, "\(e.message) (\(what))")
             }
         }
         let size = H5Tget_size(type.id)

@@ -4,8 +4,9 @@ import Foundation
 import Runtime
 import TestSupport
 
-/// Writes small HDF5 files in memory with libhdf5 (core driver, no backing file), so tests
-/// can make the varied and hostile Keras files they need. Used by tests only.
+/// Writes small HDF5 files with libhdf5 (core driver: built in memory, written to a temporary
+/// file when closed, then read back), so tests can make the varied and hostile Keras files
+/// they need. Used by tests only.
 final class HDF5TestWriter {
     enum FloatType { case f16, f32, f64 }
 
@@ -14,18 +15,26 @@ final class HDF5TestWriter {
     }
 
     private var file: hid_t
+    private let path = NSTemporaryDirectory() + "clipsafety-h5-\(UUID().uuidString).h5"
 
-    init() throws {
+    /// `latestFormat` writes version-2 object headers (what `libver="latest"` gives in h5py).
+    init(latestFormat: Bool = false) throws {
         _ = H5open()
         _ = clipsafety_h5_silence_errors()
         let fapl = H5Pcreate(clipsafety_h5p_file_access())
         defer { H5Pclose(fapl) }
-        try Self.check(H5Pset_fapl_core(fapl, 1 << 16, false), "core driver")
-        file = H5Fcreate("test-\(UUID().uuidString).h5", clipsafety_h5f_acc_trunc(), clipsafety_h5p_default(), fapl)
+        try Self.check(H5Pset_fapl_core(fapl, 1 << 16, true), "core driver")
+        if latestFormat {
+            try Self.check(H5Pset_libver_bounds(fapl, clipsafety_h5f_libver_latest(), clipsafety_h5f_libver_latest()), "libver")
+        }
+        file = H5Fcreate(path, clipsafety_h5f_acc_trunc(), clipsafety_h5p_default(), fapl)
         guard file >= 0 else { throw WriterError(description: "H5Fcreate failed") }
     }
 
-    deinit { if file >= 0 { H5Fclose(file) } }
+    deinit {
+        if file >= 0 { H5Fclose(file) }
+        unlink(path)
+    }
 
     private static func check(_ status: herr_t, _ what: String) throws {
         guard status >= 0 else { throw WriterError(description: "HDF5 test writer: \(what) failed") }
@@ -146,15 +155,10 @@ final class HDF5TestWriter {
 
     /// The bytes of the file; the writer is closed afterwards.
     func finish() throws -> Data {
-        try Self.check(H5Fflush(file, H5F_SCOPE_GLOBAL), "flush")
-        let size = H5Fget_file_image(file, nil, 0)
-        guard size > 0 else { throw WriterError(description: "H5Fget_file_image failed") }
-        var bytes = [UInt8](repeating: 0, count: size)
-        let n = bytes.withUnsafeMutableBytes { H5Fget_file_image(file, $0.baseAddress, size) }
-        guard n == size else { throw WriterError(description: "H5Fget_file_image returned \(n)") }
-        H5Fclose(file)
+        let status = H5Fclose(file)
         file = -1
-        return Data(bytes)
+        try Self.check(status, "close")
+        return try Data(contentsOf: URL(fileURLWithPath: path))
     }
 }
 
@@ -231,8 +235,8 @@ enum KerasFixture {
     /// A legacy `.h5` (`model.save("x.h5")` layout). `weightSuffix` is `":0"` for Keras 2 names.
     static func legacyH5(_ layers: [TestLayer], width: Int, style: Style = .functional, type: HDF5TestWriter.FloatType = .f32,
                          weightSuffix: String = "", fixedLengthStrings: Bool = false, config: [String: Any]? = nil,
-                         edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
-        let w = try HDF5TestWriter()
+                         latestFormat: Bool = false, edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
+        let w = try HDF5TestWriter(latestFormat: latestFormat)
         try w.strings("model_config", on: "/", [try json(config ?? Self.config(layers, width: width, style: style))], scalar: true, fixedLength: fixedLengthStrings)
         try w.strings("keras_version", on: "/", ["3.15.1"], scalar: true)
         try w.group("/model_weights")

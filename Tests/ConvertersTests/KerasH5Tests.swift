@@ -202,6 +202,21 @@ final class KerasH5Tests: XCTestCase {
         XCTAssertEqual(model.graph.map(\.opName), ["dense", "sigmoid"])
     }
 
+    func testVersion2ObjectHeaders() throws {
+        // libver="latest" files keep attributes in version-2 headers ("OHDR" chunks).
+        let layers = [TestLayer.normalization("n", width: 3), .dense("d", inputs: 3, units: 2, activation: "relu")]
+        let model = try convert(try KerasFixture.legacyH5(layers, width: 3, latestFormat: true))
+        XCTAssertEqual(model.graph.map(\.opName), ["normalize", "dense", "relu"])
+    }
+
+    func testRefusesStringAttributesInDenseStorage() throws {
+        // More than 8 attributes on a version-2 header move them all to a fractal heap.
+        let bytes = try KerasFixture.legacyH5([.dense("d", inputs: 2, units: 1)], width: 2, latestFormat: true) { w in
+            for i in 0..<12 { try w.strings("extra_\(i)", on: "/", ["x"], scalar: true) }
+        }
+        KerasTestSupport.assertThrows(.unsupported, containing: ["model_config", "dense"]) { try self.convert(bytes) }
+    }
+
     func testCatalogCardOnlyWhenTheWidthFits() throws {
         // Named like the B/32 head but 3 wide: not that head, so a generic card.
         let model = try convert(try KerasFixture.legacyH5([.dense("d", inputs: 3, units: 1)], width: 3), name: "clip_autokeras_nsfw_b32_x.h5")
@@ -374,6 +389,37 @@ final class KerasH5Tests: XCTestCase {
         try w.strings("model_config", on: "/", ["{\"class_name\": "], scalar: true)
         let broken = try w.finish()
         KerasTestSupport.assertThrows(.malformed, containing: ["JSON"]) { try self.convert(broken) }
+    }
+
+    /// Offset of the first global heap collection ("GCOL") of an HDF5 image.
+    func globalHeap(_ bytes: Data) throws -> Int {
+        let r = try XCTUnwrap(bytes.range(of: Data("GCOL".utf8)))
+        return r.lowerBound
+    }
+
+    func testRejectsAStringWhoseHeapObjectDoesNotExist() throws {
+        // libhdf5 1.10 dereferences a null object here (H5HG_read); clipsafety reads the heap itself.
+        var bytes = try KerasFixture.legacyH5([.dense("d", inputs: 2, units: 1)], width: 2)
+        let heap = try globalHeap(bytes)
+        bytes[heap + 16] = 0x77  // the first object's index: 1 → 0x77
+        KerasTestSupport.assertThrows(.malformed, containing: ["heap object 1"]) { try self.convert(bytes) }
+    }
+
+    func testRejectsAStringLongerThanItsHeapObject() throws {
+        // libhdf5 1.10 copies the object into a buffer sized by the string's length.
+        var bytes = try KerasFixture.legacyH5([.dense("d", inputs: 2, units: 1)], width: 2)
+        let heap = try globalHeap(bytes)
+        for i in 0..<8 { bytes[heap + 24 + i] = i == 0 ? 8 : 0 }  // the first object's size → 8
+        XCTAssertThrowsError(try convert(bytes)) { error in
+            XCTAssertEqual((error as? ClipSafetyError)?.kind, .malformed, "\(error)")
+        }
+    }
+
+    func testRejectsAHeapCollectionLargerThanTheFile() throws {
+        var bytes = try KerasFixture.legacyH5([.dense("d", inputs: 2, units: 1)], width: 2)
+        let heap = try globalHeap(bytes)
+        for i in 0..<8 { bytes[heap + 8 + i] = 0x7f }
+        KerasTestSupport.assertThrows(.malformed, containing: ["global heap"]) { try self.convert(bytes) }
     }
 
     func testEveryPrefixOfAFixtureThrowsWithoutTrapping() throws {
