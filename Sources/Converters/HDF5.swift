@@ -197,7 +197,7 @@ struct HDF5Group {
             do {
                 return try strings.read(attribute: name, headerAddress: address, count: count)
             } catch let e as ClipSafetyError {
-                throw ClipSafetyError(e.kind, "\(e.message) (\(what))")
+                throw ClipSafetyError(e.kind, "\(e.message) (in \(path))")
             }
         }
         let size = H5Tget_size(type.id)
