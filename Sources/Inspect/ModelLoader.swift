@@ -26,15 +26,14 @@ public enum ModelLoader {
         case .savedModelZip: return try SavedModelConverter.convert(bytes: bytes, options: options)
         case .safetensors:
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata: it holds tensors but no graph, so it cannot be scored")
-        case .torchZip: return try TorchConverter.convert(bytes: bytes, options: options)
-        case .torchLegacy: return try TorchConverter.convert(bytes: bytes, options: options)
+        case .torchZip, .torchLegacy: return try TorchConverter.convert(bytes: bytes, options: options)
         case .npy: return try NpyPromptConverter.convert(bytes: bytes, options: options)
+        case .kerasH5: return try KerasH5Converter.convert(bytes: bytes, options: options)
+        case .kerasV3: return try KerasV3Converter.convert(bytes: bytes, options: options)
         case .npz:
             throw ClipSafetyError.unsupported("an .npz archive holds arrays (reference data), not a model")
         case .zip:
             throw ClipSafetyError.unsupported("a zip archive that is neither a SavedModel, a .keras file, a torch checkpoint nor an .npz")
-        default:
-            throw ClipSafetyError.unsupported("\(kind.summary): this build has no converter for it")
         }
     }
 }

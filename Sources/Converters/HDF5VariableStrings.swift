@@ -1,0 +1,245 @@
+import Foundation
+import Runtime
+
+/// Reads variable-length string attributes from the bytes of an HDF5 file with ByteCursor,
+/// instead of libhdf5.
+///
+/// Why: libhdf5 up to 1.14.3 copies a global-heap object into a buffer sized by the string's
+/// declared length and trusts the object's index without bounds checks (`H5HG_read`), so a
+/// crafted attribute crashes or overwrites memory. Keras writes `model_config`, `layer_names`
+/// and `weight_names` as such strings, so clipsafety reads them itself: the attribute message
+/// in the object header gives, per string, its length and a heap ID (collection address,
+/// object index); the collection (`GCOL`) is parsed once with every object checked to lie inside
+/// it, and a string is taken only if its object exists and holds at least the declared length.
+/// Format: HDF5 File Format Specification 3.0, sections III.A (global heap), IV.A (object
+/// headers), IV.A.2.m (attribute message).
+struct HDF5VariableStrings {
+    let image: Data
+    /// Absolute offset that file addresses are relative to (the user block size).
+    let base: Int
+    /// Bytes of a file address and of a length (both 8 in every file Keras and h5py write).
+    let offsetSize: Int
+    let lengthSize: Int
+    let limits: ReaderLimits
+
+    private static let maxContinuations = 64
+
+    /// The strings of attribute `name` of the object whose header starts at `headerAddress`.
+    /// `count` is the element count libhdf5 reported for the attribute's dataspace.
+    func read(attribute name: String, headerAddress: UInt64, count: Int) throws -> [String] {
+        guard offsetSize == 8, lengthSize == 8 else {
+            throw ClipSafetyError.unsupported("HDF5: variable-length strings in a file with \(offsetSize)-byte addresses and \(lengthSize)-byte lengths")
+        }
+        guard let data = try attributeData(named: name, headerAddress: headerAddress) else {
+            throw ClipSafetyError.unsupported("HDF5: attribute '\(name)' is kept in dense (fractal heap) storage, which clipsafety does not read")
+        }
+        var cursor = ByteCursor(data)
+        var heaps: [UInt64: [UInt16: (offset: Int, size: Int)]] = [:]
+        var strings: [String] = []
+        strings.reserveCapacity(count)
+        for i in 0..<count {
+            guard let length = cursor.readInteger(UInt32.self, endianness: .little),
+                  let address = cursor.readInteger(UInt64.self, endianness: .little),
+                  let index = cursor.readInteger(UInt32.self, endianness: .little) else {
+                throw ClipSafetyError.truncated("HDF5: attribute '\(name)' holds fewer than its \(count) strings")
+            }
+            if length == 0 { strings.append(""); continue }
+            if heaps[address] == nil {
+                guard heaps.count < 1024 else {
+                    throw ClipSafetyError.limitExceeded("HDF5: attribute '\(name)' spreads over more than 1024 heap collections")
+                }
+                heaps[address] = try collection(at: address)
+            }
+            guard index <= UInt32(UInt16.max), let object = heaps[address]?[UInt16(index)] else {
+                throw ClipSafetyError.malformed("HDF5: string \(i) of attribute '\(name)' names heap object \(index), which collection \(address) does not hold")
+            }
+            guard Int(length) <= object.size, let bytes = ByteCursor(image).sliceBytes(at: object.offset, count: Int(length)) else {
+                throw ClipSafetyError.malformed("HDF5: string \(i) of attribute '\(name)' declares \(length) bytes; its heap object holds \(object.size)")
+            }
+            guard let s = String(data: bytes, encoding: .utf8) else {
+                throw ClipSafetyError.malformed("HDF5: attribute '\(name)' string \(i) is not valid UTF-8")
+            }
+            strings.append(s)
+        }
+        return strings
+    }
+
+    /// Absolute image offset of a file address, if the address lies inside the image.
+    private func offset(of address: UInt64) -> Int? {
+        guard address < UInt64(Int.max), Int(address) <= image.count - base else { return nil }
+        return base + Int(address)
+    }
+
+    /// A cursor over `length` bytes at file address `address`.
+    private func cursor(at address: UInt64, length: Int, what: String) throws -> ByteCursor {
+        var c = ByteCursor(image)
+        guard let start = offset(of: address), c.seek(toOffset: start), let slice = c.readSlice(length) else {
+            throw ClipSafetyError.malformed("HDF5: \(what) at address \(address) lies outside the file")
+        }
+        return slice
+    }
+
+    // MARK: global heap
+
+    /// The objects of the global heap collection at `address`: index → (image offset, size).
+    private func collection(at address: UInt64) throws -> [UInt16: (offset: Int, size: Int)] {
+        var head = try cursor(at: address, length: 16, what: "global heap collection")
+        guard head.readBytes(4) == Data("GCOL".utf8), head.readInteger(UInt8.self, endianness: .little) == 1, head.skip(3),
+              let size = head.readInteger(UInt64.self, endianness: .little), size >= 16, size <= UInt64(image.count) else {
+            throw ClipSafetyError.malformed("HDF5: no valid global heap collection at address \(address)")
+        }
+        var c = try cursor(at: address, length: Int(size), what: "global heap collection")
+        _ = c.skip(16)
+        var objects: [UInt16: (offset: Int, size: Int)] = [:]
+        while c.remaining >= 16 {
+            guard let index = c.readInteger(UInt16.self, endianness: .little), c.skip(6),
+                  let objectSize = c.readInteger(UInt64.self, endianness: .little) else { break }
+            if index == 0 { break }  // free space: the rest of the collection
+            guard objectSize <= UInt64(c.remaining) else {
+                throw ClipSafetyError.malformed("HDF5: global heap object \(index) at address \(address) runs past its collection")
+            }
+            let padded = (Int(objectSize) + 7) & ~7
+            guard objects[index] == nil else {
+                throw ClipSafetyError.malformed("HDF5: global heap collection at address \(address) holds object \(index) twice")
+            }
+            objects[index] = (c.position, Int(objectSize))
+            guard c.skip(Swift.min(padded, c.remaining)) else { break }
+        }
+        return objects
+    }
+
+    // MARK: object headers
+
+    /// The raw data of the attribute message named `name`, or nil when the header keeps its
+    /// attributes in dense storage.
+    private func attributeData(named name: String, headerAddress: UInt64) throws -> Data? {
+        var blocks: [(cursor: ByteCursor, version: Int, creationOrder: Bool)] = []
+        var visited = Set<UInt64>([headerAddress])
+        var prefix = try cursor(at: headerAddress, length: 16, what: "object header")
+        if prefix.peekBytes(4) == Data("OHDR".utf8) {
+            _ = prefix.skip(4)
+            guard prefix.readInteger(UInt8.self, endianness: .little) == 2, let flags = prefix.readInteger(UInt8.self, endianness: .little) else {
+                throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
+            }
+            var skip = 6
+            if flags & 0x20 != 0 { skip += 16 }
+            if flags & 0x10 != 0 { skip += 4 }
+            let widths = [1, 2, 4, 8]
+            let sizeWidth = widths[Int(flags & 0x03)]
+            var c = try cursor(at: headerAddress, length: skip + sizeWidth, what: "object header")
+            _ = c.skip(skip)
+            var chunkSize: UInt64 = 0
+            for i in 0..<sizeWidth {
+                guard let b = c.readInteger(UInt8.self, endianness: .little) else { break }
+                chunkSize |= UInt64(b) << (8 * UInt64(i))
+            }
+            guard chunkSize <= UInt64(image.count) else { throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) is larger than the file") }
+            blocks.append((try cursor(at: headerAddress + UInt64(skip + sizeWidth), length: Int(chunkSize), what: "object header"), 2, flags & 0x04 != 0))
+        } else {
+            guard prefix.readInteger(UInt8.self, endianness: .little) == 1, prefix.skip(7),
+                  let size = prefix.readInteger(UInt32.self, endianness: .little) else {
+                throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
+            }
+            blocks.append((try cursor(at: headerAddress + 16, length: Int(size), what: "object header"), 1, false))
+        }
+
+        var denseStorage = false
+        var b = 0
+        while b < blocks.count {
+            var c = blocks[b].cursor
+            let version = blocks[b].version
+            b += 1
+            while true {
+                let type: Int, size: Int, flags: UInt8
+                if version == 1 {
+                    guard c.remaining >= 8, let t = c.readInteger(UInt16.self, endianness: .little),
+                          let s = c.readInteger(UInt16.self, endianness: .little),
+                          let f = c.readInteger(UInt8.self, endianness: .little), c.skip(3) else { break }
+                    (type, size, flags) = (Int(t), Int(s), f)
+                } else {
+                    guard c.remaining >= 4 + 4, let t = c.readInteger(UInt8.self, endianness: .little),
+                          let s = c.readInteger(UInt16.self, endianness: .little),
+                          let f = c.readInteger(UInt8.self, endianness: .little) else { break }
+                    if blocks[b - 1].creationOrder { guard c.skip(2) else { break } }
+                    (type, size, flags) = (Int(t), Int(s), f)
+                }
+                guard let body = c.readBytes(size) else {
+                    throw ClipSafetyError.malformed("HDF5: a message of the object header at \(headerAddress) runs past its block")
+                }
+                switch type {
+                case 0x0010:  // continuation
+                    var m = ByteCursor(body)
+                    guard let address = m.readInteger(UInt64.self, endianness: .little),
+                          let length = m.readInteger(UInt64.self, endianness: .little), length <= UInt64(image.count) else {
+                        throw ClipSafetyError.malformed("HDF5: bad continuation in the object header at \(headerAddress)")
+                    }
+                    guard visited.insert(address).inserted, visited.count <= Self.maxContinuations else {
+                        throw ClipSafetyError.malformed("HDF5: the object header at \(headerAddress) loops or has too many continuations")
+                    }
+                    var block = try cursor(at: address, length: Int(length), what: "object header continuation")
+                    if version == 2 {
+                        guard block.readBytes(4) == Data("OCHK".utf8), let inner = block.readSlice(Swift.max(block.remaining - 4, 0)) else {
+                            throw ClipSafetyError.malformed("HDF5: bad continuation block at address \(address)")
+                        }
+                        block = inner
+                    }
+                    blocks.append((block, version, blocks[b - 1].creationOrder))
+                case 0x0015:  // attribute info: dense storage when its fractal heap address is defined
+                    var m = ByteCursor(body)
+                    _ = m.skip(1)
+                    let f = m.readInteger(UInt8.self, endianness: .little) ?? 0
+                    if f & 0x01 != 0 { _ = m.skip(2) }
+                    if let heap = m.readInteger(UInt64.self, endianness: .little), heap != UInt64.max { denseStorage = true }
+                case 0x000C:
+                    guard flags & 0x02 == 0 else { continue }  // shared message: not an inline attribute
+                    if let data = try Self.attributeBody(body, ifNamed: name) { return data }
+                default:
+                    continue
+                }
+            }
+        }
+        if denseStorage { return nil }
+        throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
+    }
+
+    /// The data part of an attribute message whose name is `name` and whose type is a
+    /// variable-length string; nil for another attribute.
+    private static func attributeBody(_ body: Data, ifNamed name: String) throws -> Data? {
+        var m = ByteCursor(body)
+        guard let version = m.readInteger(UInt8.self, endianness: .little), let flags = m.readInteger(UInt8.self, endianness: .little),
+              let nameSize = m.readInteger(UInt16.self, endianness: .little),
+              let typeSize = m.readInteger(UInt16.self, endianness: .little),
+              let spaceSize = m.readInteger(UInt16.self, endianness: .little) else {
+            throw ClipSafetyError.malformed("HDF5: truncated attribute message")
+        }
+        func padded(_ n: Int) -> Int { version == 1 ? (n + 7) & ~7 : n }
+        switch version {
+        case 1, 2: break
+        case 3: guard m.skip(1) else { throw ClipSafetyError.malformed("HDF5: truncated attribute message") }
+        default: throw ClipSafetyError.unsupported("HDF5: attribute message version \(version)")
+        }
+        guard let rawName = m.readBytes(padded(Int(nameSize))) else { throw ClipSafetyError.malformed("HDF5: truncated attribute name") }
+        let nameBytes = rawName.prefix(Int(nameSize)).prefix { $0 != 0 }
+        guard nameBytes.elementsEqual(name.utf8) else { return nil }
+        guard version == 1 || flags & 0x03 == 0 else {
+            throw ClipSafetyError.unsupported("HDF5: attribute '\(name)' uses a shared datatype or dataspace")
+        }
+        guard let type = m.readBytes(padded(Int(typeSize))), m.skip(padded(Int(spaceSize))) else {
+            throw ClipSafetyError.malformed("HDF5: truncated attribute '\(name)'")
+        }
+        // Datatype class 9 (variable-length) of type 1 (string).
+        guard let classByte = type.first, classByte & 0x0f == 9, type.dropFirst().first.map({ $0 & 0x0f == 1 }) == true else {
+            throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not stored as variable-length strings")
+        }
+        return m.readBytes(m.remaining) ?? Data()
+    }
+}
+
+extension ByteCursor {
+    /// `count` bytes at absolute `offset` of the underlying data, if inside this cursor's range.
+    func sliceBytes(at offset: Int, count: Int) -> Data? {
+        var c = self
+        guard c.seek(toOffset: offset - start) else { return nil }
+        return c.readBytes(count)
+    }
+}
