@@ -9,6 +9,11 @@ public enum KerasH5Converter {
     public static let sourceFormat = "keras-h5"
 
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        try convertWithDetails(bytes: bytes, options: options).model
+    }
+
+    /// `convert`, plus the Keras layers (names, classes, Dropout rates) the graph does not keep.
+    public static func convertWithDetails(bytes: Data, options: ConversionOptions) throws -> (model: NativeModel, details: SourceDetails) {
         let file = try HDF5File(image: bytes, limits: options.limits)
         guard let configText = try file.root.stringAttribute("model_config") else {
             throw ClipSafetyError.unsupported("Keras .h5 without a 'model_config' attribute: a weights-only file (save_weights) has no architecture to convert")
@@ -19,10 +24,13 @@ public enum KerasH5Converter {
         }
         let store = try KerasH5WeightStore(group: try file.root.group("model_weights"), config: config)
         let graph = try KerasGraphBuilder.build(config, weights: store)
-        return NativeModel(
+        let model = NativeModel(
             card: KerasCard.make(bytes: bytes, options: options, graph: graph, format: "a Keras .h5 file"),
             source: Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes), sourceFormat: sourceFormat),
             graph: graph.graph, tensors: graph.tensors)
+        return (model, SourceDetails(layers: graph.layers, notes: [
+            "\(config.modelClass) Keras model: architecture from the model_config attribute, weights from model_weights/<layer name>",
+        ]))
     }
 }
 

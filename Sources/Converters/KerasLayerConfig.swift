@@ -21,8 +21,8 @@ enum KerasLayerKind {
     case dense(units: Int, useBias: Bool, activation: KerasActivation)
     /// `Activation` and `ReLU` layers.
     case activation(KerasActivation)
-    /// Identity at inference.
-    case dropout
+    /// Identity at inference; `rate` as the config gives it (for `inspect`).
+    case dropout(rate: Double?)
 }
 
 /// One layer of a config.
@@ -172,7 +172,7 @@ struct KerasModelConfig {
         case "Activation":
             kind = .activation(try activation(config["activation"], label: label))
         default:  // Dropout
-            kind = .dropout
+            kind = .dropout(rate: config["rate"] as? Double)
         }
 
         let base = snakeCase(className)
@@ -420,6 +420,8 @@ struct KerasGraph {
     var outputWidth: Int
     /// True when the last op is a sigmoid (outputs are probabilities).
     var endsWithSigmoid: Bool
+    /// The chain's layers with the number of ops each became (for `inspect`).
+    var layers: [SourceLayer] = []
 }
 
 /// Builds the native graph from a config and a weight store.
@@ -433,8 +435,15 @@ enum KerasGraphBuilder {
         var width = config.inputWidth
         var denseCount = 0
         var normCount = 0
+        var sourceLayers: [SourceLayer] = []
 
         for layer in config.chain {
+            let opsBefore = ops.count
+            defer {
+                var notes: [String] = []
+                if case .dropout(let rate?) = layer.kind { notes.append("rate \(rate)") }
+                sourceLayers.append(SourceLayer(name: layer.name, className: layer.className, opCount: ops.count - opsBefore, notes: notes))
+            }
             let stored = try weights.weightCount(for: layer)
             switch layer.kind {
             case .input, .activation, .dropout:
@@ -496,7 +505,7 @@ enum KerasGraphBuilder {
             throw ClipSafetyError.unsupported("Keras model computes nothing (no Dense, Normalization or activation layer)")
         }
         return KerasGraph(graph: ops, tensors: tensors, inputWidth: inputWidth, outputWidth: outputWidth,
-                          endsWithSigmoid: ops.last == .sigmoid)
+                          endsWithSigmoid: ops.last == .sigmoid, layers: sourceLayers)
     }
 
     static func activationOps(_ act: KerasActivation) -> [GraphOp] {

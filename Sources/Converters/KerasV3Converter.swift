@@ -8,6 +8,12 @@ public enum KerasV3Converter {
     public static let sourceFormat = "keras-v3"
 
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+        try convertWithDetails(bytes: bytes, options: options).model
+    }
+
+    /// `convert`, plus the Keras layers (names, classes, Dropout rates, the weight groups
+    /// Keras named them by) the graph does not keep.
+    public static func convertWithDetails(bytes: Data, options: ConversionOptions) throws -> (model: NativeModel, details: SourceDetails) {
         let zip = try ZipArchive(bytes: bytes, limits: options.limits)
         guard let configData = try zip.read(named: "config.json") else {
             throw ClipSafetyError.malformed(".keras archive has no config.json")
@@ -29,10 +35,17 @@ public enum KerasV3Converter {
         }
         let store = try KerasV3WeightStore(root: file.root)
         let graph = try KerasGraphBuilder.build(config, weights: store)
-        return NativeModel(
+        let model = NativeModel(
             card: KerasCard.make(bytes: bytes, options: options, graph: graph, format: "a .keras archive"),
             source: Provenance(originalFile: options.fileName, sha256: sha256Hex(bytes), sourceFormat: sourceFormat),
             graph: graph.graph, tensors: graph.tensors)
+        var layers = graph.layers
+        for (i, layer) in config.chain.enumerated() where i < layers.count && layer.ownsWeights {
+            layers[i].notes.append("weights in model.weights.h5 at layers/\(layer.trackingName)")
+        }
+        return (model, SourceDetails(layers: layers, notes: [
+            "\(config.modelClass) Keras model: architecture from config.json, weights from model.weights.h5 (groups named by Keras' tracking names, not the layer names)",
+        ]))
     }
 }
 

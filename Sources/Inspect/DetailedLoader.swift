@@ -17,6 +17,12 @@ extension ModelLoader {
         case .npy:
             let r = try NpyPromptConverter.convertWithDetails(bytes: bytes, options: options)
             return (r.model, r.details)
+        case .kerasH5:
+            let r = try KerasH5Converter.convertWithDetails(bytes: bytes, options: options)
+            return (r.model, r.details)
+        case .kerasV3:
+            let r = try KerasV3Converter.convertWithDetails(bytes: bytes, options: options)
+            return (r.model, r.details)
         default:
             return (try convert(bytes: bytes, options: options), nil)
         }

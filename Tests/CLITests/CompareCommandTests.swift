@@ -120,3 +120,16 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("junk.safetensors"))
     }
 }
+
+extension CompareCommandTests {
+    /// Every upstream file is accepted where a native one is: the Keras re-export of the dense
+    /// part against upstream's port (both skip the encoding) agree to float32 rounding.
+    func testKerasReExportAgainstThePort() throws {
+        let run = try CLI.run(["compare", try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.keras"),
+                               try Fixtures.modelFile("clip_ViT-B-32_openai_binary_nsfw_head.pth"), "--random", "500", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let r = try json(run)
+        XCTAssertLessThan(try XCTUnwrap(r["max_abs_diff"] as? Double), 1e-4)
+        XCTAssertEqual((r["decisions"] as? [String: Any])?["flips"] as? Int, 0)
+    }
+}

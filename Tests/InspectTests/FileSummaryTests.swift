@@ -165,24 +165,32 @@ final class FileSummaryTests: XCTestCase {
         XCTAssertEqual(s.max, 3)
     }
 
-    func testKerasFilesAreIdentified() throws {
-        // The Keras converters land on another branch; until then inspect names the format.
+    func testKerasFilesShowTheirLayersAndDropout() throws {
         for file in ["clip_autokeras_nsfw_b32_dense.h5", "clip_autokeras_nsfw_b32_dense.keras"] {
-            do {
-                let r = try summary(file)
-                XCTAssertEqual(r.model?.card.embeddingDim, 512)
-            } catch let e as ClipSafetyError {
-                XCTAssertEqual(e.kind, .unsupported)
-                XCTAssertTrue(e.message.contains("Keras"), e.message)
-            }
+            let r = try summary(file)
+            XCTAssertEqual(r.format.id, file.hasSuffix(".h5") ? "keras-h5" : "keras-v3")
+            let m = try XCTUnwrap(r.model)
+            XCTAssertEqual(m.card.embeddingDim, 512)
+            XCTAssertEqual(m.layers.compactMap(\.op), ["normalize", "dense", "relu", "dense", "relu", "dense", "sigmoid"])
+            XCTAssertEqual(m.layers.first?.source?.className, "InputLayer")
+            let dropout = try XCTUnwrap(m.layers.first { $0.source?.className == "Dropout" })
+            XCTAssertEqual(dropout.notes, ["dropout: inactive at inference (rate 0.5)"])
+            XCTAssertEqual(m.layers.filter { $0.source?.className == "Dense" && $0.op == "dense" }.count, 3)
+            // The dense part of the autokeras model: its weights without the encoding.
+            XCTAssertEqual(m.totalParameters, 18_529)
+            XCTAssertNil(m.signature)
+            XCTAssertFalse(m.sourceNotes.isEmpty)
         }
+        let v3 = try XCTUnwrap(try summary("clip_autokeras_nsfw_b32_dense.keras").model)
+        XCTAssertTrue(v3.layers.contains { $0.notes.contains { $0.contains("model.weights.h5 at layers/dense_1") } })
     }
 
     /// Every line of the text report of every real file fits 80 columns.
     func testTextOfEveryFileFitsEightyColumns() throws {
         var paths = try ["clip_autokeras_nsfw_b32.zip", "clip_autokeras_binary_nsfw.zip", "clip_ViT-B-32_openai_binary_nsfw_head.pth",
                          "clip_ViT-L-14_openai_binary_nsfw_head.pth", "h14_nsfw.pth", "h14_nsfw_legacy.pth",
-                         "violence_detection_vit_b_32.npy", "violence_detection_vit_l_14.npy"].map { try Fixtures.modelFile($0) }
+                         "violence_detection_vit_b_32.npy", "violence_detection_vit_l_14.npy",
+                         "clip_autokeras_binary_nsfw_dense.h5", "clip_autokeras_binary_nsfw_dense.keras"].map { try Fixtures.modelFile($0) }
         paths.append(Fixtures.reference("clip_autokeras_nsfw_b32.npz"))
         for path in paths {
             let report = try FileSummary.inspect(path: path, options: .init(tensors: true))

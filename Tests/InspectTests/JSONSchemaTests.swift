@@ -14,7 +14,8 @@ final class JSONSchemaTests: XCTestCase {
     func testEveryRealFileMatchesTheDocumentedSchema() throws {
         let schema = try JSONSchema.documented("clipsafety-inspect/1")
         var paths = try ["clip_autokeras_nsfw_b32.zip", "clip_autokeras_binary_nsfw.zip", "clip_ViT-B-32_openai_binary_nsfw_head.pth",
-                         "h14_nsfw_legacy.pth", "violence_detection_vit_b_32.npy"].map { try Fixtures.modelFile($0) }
+                         "h14_nsfw_legacy.pth", "violence_detection_vit_b_32.npy", "clip_autokeras_nsfw_b32_dense.h5",
+                         "clip_autokeras_nsfw_b32_dense.keras"].map { try Fixtures.modelFile($0) }
         paths += ["clip_autokeras_nsfw_b32.npz", "violence_detection_vit_b_32.npz"].map(Fixtures.reference)
         for path in paths {
             for tensors in [false, true] {
