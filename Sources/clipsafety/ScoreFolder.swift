@@ -71,6 +71,7 @@ struct FolderScoring {
         }
         let appender = try withFile(manifestPath) { try ManifestAppender(path: manifestPath, endsWithNewline: manifest.endsWithNewline) }
 
+        if plan.all.isEmpty { printError("clipsafety: warning: \(inputDir): no file matches \(glob)") }
         var tally = Tally()
         var todo: [(name: String, bytes: Int)] = []
         for name in plan.selected {
@@ -96,7 +97,8 @@ struct FolderScoring {
         }
         progress.finish()
         let selection = partition.map { " (partition \($0) of \(plan.all.count))" } ?? ""
-        printError("clipsafety: \(plan.selected.count) shards\(selection): \(tally.scored) scored (\(tally.rows) rows), \(tally.skipped) already done, \(tally.failed) failed; manifest \(manifestPath)")
+        let count = plan.selected.count
+        printError("clipsafety: \(count) shard\(count == 1 ? "" : "s")\(selection): \(tally.scored) scored (\(tally.rows) rows), \(tally.skipped) already done, \(tally.failed) failed; manifest \(manifestPath)")
         if tally.failed > 0 { throw ExitCode(ExitStatus.dataError) }
     }
 
