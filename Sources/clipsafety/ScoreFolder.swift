@@ -159,6 +159,7 @@ struct FolderScoring {
                 Self.interleave(results, rows: count, into: &buffer)
                 try withFile(outputPath) { try buffer.withUnsafeBufferPointer { try output.append(UnsafeBufferPointer(rebasing: $0[0..<(count * columns)])) } }
                 first += count
+                embeddings.releaseRows(before: first)
                 progress.advance(rows: count, bytes: count * rowBytes)
             }
             let sha = try withFile(outputPath) { try output.finish() }
