@@ -36,8 +36,8 @@ public struct InputStatistics: Sendable, Equatable {
                 let p = batch.base.assumingMemoryBound(to: Float.self) + r * d
                 sum = Double(cblas_sdot(Int32(d), p, 1, p, 1))
             case .float16:
-                let p = batch.base.assumingMemoryBound(to: Float16.self) + r * d
-                for c in 0..<d { scratch[c] = Float(p[c]) }
+                let p = batch.base.assumingMemoryBound(to: UInt16.self) + r * d
+                scratch.withUnsafeMutableBufferPointer { EmbeddingBatch.widenHalves(p, into: $0.baseAddress!, count: d) }
                 sum = Double(cblas_sdot(Int32(d), scratch, 1, scratch, 1))
             case .float64:
                 let p = batch.base.assumingMemoryBound(to: Double.self) + r * d

@@ -18,13 +18,36 @@ struct InputChecker {
     private(set) var statistics = InputStatistics()
 
     init(card: ModelCard, options: InputCheckOptions) {
-        self.precondition = card.inputPrecondition
+        self.init(precondition: card.inputPrecondition, options: options)
+    }
+
+    init(precondition: String, options: InputCheckOptions) {
+        self.precondition = precondition
         self.options = options
     }
 
     /// Measures `batch`, then scores it (normalised first with --normalize).
     mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
         let workspace = workspace ?? scorer.makeWorkspace(rows: batch.rows)
+        try check(batch)
+        if options.normalize {
+            let normalized = NormalizedBatch(batch)
+            return try scorer.score(normalized.batch, workspace: workspace)
+        }
+        return try scorer.score(batch, workspace: workspace)
+    }
+
+    /// Measures `batch` once and scores it with every model (normalised once with --normalize):
+    /// the folder form reads each batch once for all its heads.
+    mutating func score(_ batch: EmbeddingBatch, with scorers: [Scorer], workspaces: [ScoreWorkspace]) throws -> [ScoreResult] {
+        try check(batch)
+        let normalized = options.normalize ? NormalizedBatch(batch) : nil
+        let input = normalized?.batch ?? batch
+        return try zip(scorers, workspaces).map { try $0.score(input, workspace: $1) }
+    }
+
+    /// Adds `batch` to the statistics; with --strict, throws at a batch that breaks the precondition.
+    private mutating func check(_ batch: EmbeddingBatch) throws {
         let stats = InputStatistics(batch)
         statistics.merge(stats)
         if options.strict {
@@ -35,11 +58,6 @@ struct InputChecker {
                 throw ClipSafetyError.mismatch("--strict: \(problem) in rows \(statistics.rows - stats.rows)..<\(statistics.rows); the model expects \(precondition) rows")
             }
         }
-        if options.normalize {
-            let normalized = NormalizedBatch(batch)
-            return try scorer.score(normalized.batch, workspace: workspace)
-        }
-        return try scorer.score(batch, workspace: workspace)
     }
 
     /// The warning to print after scoring, or nil.

@@ -4,17 +4,39 @@ import Runtime
 
 struct Score: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Score an embedding matrix (.npy, f16/f32/f64) with a model.",
-        discussion: "Output columns come from the model card; .csv and .jsonl add the decision at the threshold. Memory is bounded by --batch, not by the input size.")
+        abstract: "Score an embedding matrix (.npy, f16/f32/f64), or a folder of them, with a model.",
+        discussion: """
+            Output columns come from the model card; .csv and .jsonl add the decision at the threshold. Memory is bounded by --batch, not by the input size.
+
+            Folder form: score MODEL [--model MODEL2 …] --input-dir DIR --output-dir OUT [--shard I/N] [--glob PATTERN] \
+            scores every shard of DIR in natural order, reading each once for all the models, into OUT/<shard>.npy \
+            (float32, columns in model order, named in OUT/columns.json). OUT/manifest.jsonl records each finished or \
+            failed shard; a rerun skips the finished ones. Exit 65 when any shard failed.
+            """)
 
     @Argument(help: "Model: a native .safetensors file or any upstream file clipsafety converts.")
     var model: String
 
-    @Argument(help: "Embeddings: a 2-D .npy matrix, one row per image.")
-    var input: String
+    @Argument(help: "Embeddings: a 2-D .npy matrix, one row per image (single-file form).")
+    var input: String?
 
-    @Option(name: .shortAndLong, help: "Output file: .npy (raw scores), .csv or .jsonl.")
-    var output: String
+    @Option(name: .shortAndLong, help: "Output file: .npy (raw scores), .csv or .jsonl (single-file form).")
+    var output: String?
+
+    @Option(name: .customLong("model"), help: "Another model scored in the same pass (folder form; repeatable).")
+    var moreModels: [String] = []
+
+    @Option(help: "Folder of .npy shards to score (folder form).")
+    var inputDir: String?
+
+    @Option(help: "Folder for the outputs, columns.json and manifest.jsonl (folder form; created if missing).")
+    var outputDir: String?
+
+    @Option(help: "Score only shard k with k mod N = I of the naturally sorted shards (I/N, for array jobs).")
+    var shard: String?
+
+    @Option(help: "Which files of --input-dir are shards (shell pattern, default *.npy).")
+    var glob: String?
 
     @Option(help: "Rows scored at a time.")
     var batch: Int = 4096
@@ -28,12 +50,24 @@ struct Score: ParsableCommand {
 
     func validate() throws {
         guard batch > 0, batch <= 1 << 20 else { throw ValidationError("--batch must be between 1 and 1048576") }
+        if inputDir != nil || outputDir != nil {
+            guard inputDir != nil, outputDir != nil else { throw ValidationError("--input-dir and --output-dir go together") }
+            guard input == nil, output == nil else { throw ValidationError("give either INPUT -o OUTPUT or --input-dir and --output-dir, not both") }
+            guard threshold == nil else { throw ValidationError("--threshold is for .csv/.jsonl output; folder outputs hold raw scores") }
+            return try FolderScoring.validate(models: [model] + moreModels, shard: shard, glob: glob)
+        }
+        guard moreModels.isEmpty, shard == nil, glob == nil else {
+            throw ValidationError("--model, --shard and --glob work with --input-dir and --output-dir")
+        }
+        guard let output, input != nil else { throw ValidationError("missing INPUT and -o OUTPUT (or --input-dir and --output-dir)") }
         guard ScoreOutputFormat(path: output) != nil else {
             throw ValidationError("--output must end in .npy, .csv or .jsonl")
         }
     }
 
     func run() throws {
+        if let inputDir, let outputDir { return try runFolder(inputDir: inputDir, outputDir: outputDir) }
+        guard let input, let output else { throw ValidationError("missing INPUT and -o OUTPUT") }
         try ExitStatus.run {
             let scorer = try openScorer(model, limits: limitOptions.limits)
             let embeddings = try withFile(input) { try NpyArray(contentsOf: input) }

@@ -42,3 +42,28 @@ final class InputStatisticsTests: XCTestCase {
         XCTAssertEqual(n.batch.value(row: 1, column: 0), 0)
     }
 }
+
+final class HalfWideningTests: XCTestCase {
+    func testEveryFloat16BitPatternWidensExactly() {
+        let halves = (0...UInt16.max).map { $0 }
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBytes { raw in
+            EmbeddingBatch(base: raw.baseAddress!, rows: 1, columns: halves.count, elementType: .float16).copyAsFloat32(into: &out)
+        }
+        var mismatches = 0
+        for (h, f) in zip(halves, out) {
+            let expected = Float(Float16(bitPattern: h))
+            if expected.isNaN {
+                // NaN payload and sign are kept, as the hardware conversion does.
+                if !f.isNaN || f.bitPattern != (UInt32(h & 0x8000) << 16 | 0x7F80_0000 | UInt32(h & 0x3FF) << 13) { mismatches += 1 }
+            } else if f.bitPattern != expected.bitPattern {
+                mismatches += 1
+            }
+        }
+        XCTAssertEqual(mismatches, 0)
+        XCTAssertEqual(out[0x3C00], 1)
+        XCTAssertEqual(out[0x0001], 0x1p-24)
+        XCTAssertEqual(out[0x8000].bitPattern, (-0.0 as Float).bitPattern)
+        XCTAssertEqual(out[0x7C00], .infinity)
+    }
+}
