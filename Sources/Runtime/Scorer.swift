@@ -227,8 +227,17 @@ public final class Scorer: Sendable {
         var b = workspace.second
         var width = inputWidth
         var labels: [Int64]?
-        batch.copyAsFloat32(into: a)
-        for step in steps {
+        var remaining = steps[...]
+        if batch.elementType == .float32, case .dense(let weight, let bias, let inputs, let outputs)? = steps.first {
+            // Nothing changes the input before the first product: multiply it where it lies.
+            Self.dense(input: batch.base.assumingMemoryBound(to: Float.self), rows: n, inputs: inputs,
+                       weight: weight, bias: bias, outputs: outputs, into: a)
+            width = outputs
+            remaining = steps.dropFirst()
+        } else {
+            batch.copyAsFloat32(into: a)
+        }
+        for step in remaining {
             switch step {
             case .impute(let columns, let value):
                 if let columns {
