@@ -158,6 +158,27 @@ final class ScorerTests: XCTestCase {
         XCTAssertEqual(try Scorer(model: m).score([Float(2), 4, 8], rows: 1).scores, [2, 4])
     }
 
+    func testBatchesLargerThanABlockGiveTheSameRowsAsSmallBatches() throws {
+        // 4-wide activations: blocks of 32768 rows; 40000 rows run as two blocks.
+        let n = 40_000
+        let values = (0..<(n * 4)).map { Float(($0 * 7919) % 1000) / 500 - 1 }
+        let scorer = try Scorer(model: HandBuilt.binaryModel())
+        let whole = try scorer.score(values, rows: n)
+        let head = try scorer.score(Array(values[0..<(1000 * 4)]), rows: 1000)
+        let tail = try scorer.score(Array(values[((n - 1000) * 4)...]), rows: 1000)
+        XCTAssertEqual(whole.rows, n)
+        XCTAssertEqual(Array(whole.scores[0..<1000]), head.scores)
+        XCTAssertEqual(Array(whole.scores[(n - 1000)...]), tail.scores)
+        let prompts = try Scorer(model: HandBuilt.promptModel())
+        let threeWide = Array(values[0..<(45_000 * 3)])  // 3-wide input: blocks of 43690 rows
+        let p = try prompts.score(threeWide, rows: 45_000)
+        XCTAssertEqual(p.labels?.count, 45_000)
+        XCTAssertEqual(p.scores.count, 90_000)
+        let lastRow = try prompts.score(Array(threeWide[(44_999 * 3)...]), rows: 1)
+        XCTAssertEqual(p.labels?.last, lastRow.labels?.first)
+        XCTAssertEqual(Array(p.scores.suffix(2)), lastRow.scores)
+    }
+
     func testEmptyBatchGivesEmptyResult() throws {
         let r = try Scorer(model: HandBuilt.promptModel()).score([Float](), rows: 0)
         XCTAssertEqual(r.rows, 0)
