@@ -77,6 +77,21 @@ final class HDF5File {
     }
 }
 
+/// Bytes of dataset values allocated for one file, in total. A compressed dataset can inflate
+/// far past the file's size, and a config can name one dataset many times through hard links,
+/// so a per-dataset cap alone would not bound memory.
+final class HDF5ReadBudget {
+    private(set) var used = 0
+
+    /// Reserves `bytes` (non-negative) or throws when the total would pass `limit`.
+    func charge(_ bytes: Int, limit: Int, what: String) throws {
+        guard bytes <= limit - used else {
+            throw ClipSafetyError.limitExceeded("HDF5: reading \(what) would take the values read from this file past \(limit) bytes (raise with --max-uncompressed-bytes)")
+        }
+        used += bytes
+    }
+}
+
 /// Values of a floating-point dataset, converted to Float32 by libhdf5, and its shape.
 struct HDF5FloatArray {
     /// `[]` for a scalar.
@@ -260,6 +275,7 @@ struct HDF5Group {
             throw ClipSafetyError.limitExceeded("HDF5: \(what) of shape \(shape) holds \(count) elements, over the limit of \(limits.maxTensorElements) (raise with --max-tensor-elements)")
         }
         try Self.checkStoredBytes(dataset, elements: count, elementSize: elementSize, imageSize: imageSize, what: what)
+        try strings.budget.charge(count * MemoryLayout<Float>.size, limit: limits.maxUncompressedBytes, what: what)
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
             let status = values.withUnsafeMutableBytes {

@@ -21,6 +21,8 @@ struct HDF5VariableStrings {
     let offsetSize: Int
     let lengthSize: Int
     let limits: ReaderLimits
+    /// Dataset bytes read from this file so far, shared by every group (see HDF5ReadBudget).
+    let budget = HDF5ReadBudget()
 
     private static let maxContinuations = 64
 
