@@ -7,3 +7,6 @@ bash scripts/install-deps.sh
 python3 models/fetch.py
 swift build --build-tests
 swift test --skip-build --disable-swift-testing   # every test is XCTest; this keeps a "0 tests" line out of the log
+# Fuzzing smoke: every libFuzzer target for 3 s (about 30 s, plus its own build in .build-fuzz).
+# FUZZ_SMOKE=0 skips it.
+if [ "${FUZZ_SMOKE:-1}" != 0 ]; then bash Fuzz/smoke.sh; fi
