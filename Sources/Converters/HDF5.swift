@@ -164,6 +164,12 @@ struct HDF5Group {
     }
 
     func hasAttribute(_ name: String) throws -> Bool {
+        // H5Aexists decodes every attribute message of the header: check them first.
+        var address: UInt64 = 0
+        guard clipsafety_h5_object_address(handle.id, &address) >= 0 else {
+            throw HDF5Failure.error("cannot locate the header of \(path)")
+        }
+        try strings.checkAttributeMessages(headerAddress: address)
         let r = H5Aexists(handle.id, name)
         guard r >= 0 else { throw HDF5Failure.error("cannot look up attribute '\(name)' of \(path)") }
         return r > 0

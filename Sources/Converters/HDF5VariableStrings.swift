@@ -115,6 +115,56 @@ struct HDF5VariableStrings {
     /// The raw data of the attribute message named `name`, or nil when the header keeps its
     /// attributes in dense storage.
     private func attributeData(named name: String, headerAddress: UInt64) throws -> Data? {
+        var found: Data?
+        let dense = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
+            guard type == 0x000C, flags & 0x02 == 0 else { return true }  // shared: not an inline attribute
+            found = try Self.attributeBody(body, ifNamed: name)
+            return found == nil
+        }
+        if let found { return found }
+        if dense { return nil }
+        throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
+    }
+
+    /// Checks every inline attribute message of the object header at `headerAddress` before
+    /// libhdf5 decodes them (H5Aexists, H5Aopen). libhdf5 1.10 copies an attribute's name with
+    /// strdup, trusting it to end in a NUL inside the message: a name without one reads past
+    /// the header's buffer (found by fuzz-hdf5). Its parts must also fit in the message.
+    func checkAttributeMessages(headerAddress: UInt64) throws {
+        _ = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
+            guard type == 0x000C, flags & 0x02 == 0 else { return true }
+            try Self.checkAttributeMessage(body, headerAddress: headerAddress)
+            return true
+        }
+    }
+
+    private static func checkAttributeMessage(_ body: Data, headerAddress: UInt64) throws {
+        var m = ByteCursor(body)
+        func bad(_ what: String) -> ClipSafetyError {
+            .malformed("HDF5: an attribute message in the object header at \(headerAddress) \(what)")
+        }
+        guard let version = m.readInteger(UInt8.self, endianness: .little), m.skip(1),
+              let nameSize = m.readInteger(UInt16.self, endianness: .little),
+              let typeSize = m.readInteger(UInt16.self, endianness: .little),
+              let spaceSize = m.readInteger(UInt16.self, endianness: .little) else { throw bad("is cut short") }
+        func padded(_ n: Int) -> Int { version == 1 ? (n + 7) & ~7 : n }
+        switch version {
+        case 1, 2: break
+        case 3: guard m.skip(1) else { throw bad("is cut short") }
+        default: throw ClipSafetyError.unsupported("HDF5: attribute message version \(version) in the object header at \(headerAddress)")
+        }
+        guard nameSize > 0, let name = m.peekBytes(Int(nameSize)), name.contains(0) else {
+            throw bad("has a name that does not end inside it")
+        }
+        guard m.skip(padded(Int(nameSize))), m.skip(padded(Int(typeSize))), m.skip(padded(Int(spaceSize))) else {
+            throw bad("declares a name, type and shape larger than the message")
+        }
+    }
+
+    /// Calls `visit(type, flags, body)` on every message of the object header at
+    /// `headerAddress` (version 1 or 2, following continuation blocks) until it returns false.
+    /// Returns true when the header keeps its attributes in dense storage.
+    private func forEachMessage(headerAddress: UInt64, _ visit: (Int, UInt8, Data) throws -> Bool) throws -> Bool {
         var blocks: [(cursor: ByteCursor, version: Int, creationOrder: Bool)] = []
         var visited = Set<UInt64>([headerAddress])
         var prefix = try cursor(at: headerAddress, length: 16, what: "object header")
@@ -192,16 +242,12 @@ struct HDF5VariableStrings {
                     let f = m.readInteger(UInt8.self, endianness: .little) ?? 0
                     if f & 0x01 != 0 { _ = m.skip(2) }
                     if let heap = m.readInteger(UInt64.self, endianness: .little), heap != UInt64.max { denseStorage = true }
-                case 0x000C:
-                    guard flags & 0x02 == 0 else { continue }  // shared message: not an inline attribute
-                    if let data = try Self.attributeBody(body, ifNamed: name) { return data }
                 default:
-                    continue
+                    guard try visit(type, flags, body) else { return denseStorage }
                 }
             }
         }
-        if denseStorage { return nil }
-        throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
+        return denseStorage
     }
 
     /// The data part of an attribute message whose name is `name` and whose type is a

@@ -422,6 +422,26 @@ final class HostileFileTests: XCTestCase {
         }
     }
 
+    func testRefusesAnAttributeNameWithoutItsNulBeforeLibHDF5ReadsIt() throws {
+        // Found by fuzz-hdf5: libhdf5 1.10 strdup()s attribute names, reading past the object
+        // header when a name has no NUL inside it (ASan: heap-buffer-overflow in H5MM_strdup,
+        // under H5Aexists). The same break, made by hand in the upstream file: the root group's
+        // `keras_version` attribute (v1 message at 832: name of 14 bytes at 840) loses its NUL.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
+        XCTAssertEqual(Data(bytes[840..<854]), Data("keras_version".utf8) + Data([0]))
+        XCTAssertNoThrow(try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5")))
+        bytes[853] = UInt8(ascii: "x")
+        assertClipSafetyError([.malformed], containing: "name that does not end inside it") {
+            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+        }
+        // An attribute whose name, type and shape sizes add up to more than its message.
+        bytes[853] = 0
+        bytes[836] = 0xff; bytes[837] = 0x7f  // datatype size 32767
+        assertClipSafetyError([.malformed], containing: "larger than the message") {
+            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+        }
+    }
+
     // MARK: - Every upstream file, cut short and bit-flipped
 
     static let upstreamFiles = [
