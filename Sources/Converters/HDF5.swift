@@ -63,6 +63,11 @@ final class HDF5File {
         // H5Pset_file_image copies the bytes; the copy lives as long as the open file.
         let status = image.withUnsafeBytes { raw in H5Pset_file_image(fapl.id, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count) }
         try HDF5Failure.check(status, "cannot hand the file image to libhdf5")
+        // Opening the file decodes the root group's header: check it first (see checkObjectHeader).
+        let unchecked = HDF5VariableStrings(image: image, base: 0, offsetSize: 8, lengthSize: 8, limits: limits)
+        if let rootAddress = unchecked.rootObjectHeaderAddress() {
+            try unchecked.checkObjectHeader(at: rootAddress)
+        }
         file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
         let fcpl = try HDF5Handle(H5Fget_create_plist(file.id), "cannot read the file's creation properties", close: H5Pclose)
@@ -136,11 +141,14 @@ struct HDF5Group {
             let found = H5Lexists(current.id, part, clipsafety_h5p_default())
             guard found >= 0 else { throw HDF5Failure.error("cannot look up '\(child(relative))'") }
             if found == 0 { return false }
-            let hard = clipsafety_h5_link_is_hard(current.id, part)
+            var address: UInt64 = 0
+            let hard = clipsafety_h5_hard_link_address(current.id, part, &address)
             guard hard >= 0 else { throw HDF5Failure.error("cannot read the link '\(part)' in \(path)") }
             guard hard == 1 else {
                 throw ClipSafetyError.unsafe("HDF5: '\(child(parts[0...i].joined(separator: "/")))' is a soft or external link; only hard links are followed")
             }
+            // Every object is reached through here before libhdf5 opens it: check its header.
+            try strings.checkObjectHeader(at: address)
             if i < parts.count - 1 {
                 current = try HDF5Handle(H5Oopen(current.id, part, clipsafety_h5p_default()), "cannot open '\(child(parts[0...i].joined(separator: "/")))'", close: H5Oclose)
             }
@@ -169,7 +177,7 @@ struct HDF5Group {
         guard clipsafety_h5_object_address(handle.id, &address) >= 0 else {
             throw HDF5Failure.error("cannot locate the header of \(path)")
         }
-        try strings.checkAttributeMessages(headerAddress: address)
+        try strings.checkObjectHeader(at: address)
         let r = H5Aexists(handle.id, name)
         guard r >= 0 else { throw HDF5Failure.error("cannot look up attribute '\(name)' of \(path)") }
         return r > 0

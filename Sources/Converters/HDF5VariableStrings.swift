@@ -26,6 +26,26 @@ struct HDF5VariableStrings {
 
     private static let maxContinuations = 64
 
+    /// The address of the root group's object header, from a version 0–3 superblock at the start
+    /// of the image with 8-byte addresses and lengths; nil for any other layout (libhdf5 then
+    /// reads it unchecked).
+    func rootObjectHeaderAddress() -> UInt64? {
+        let c = ByteCursor(image)
+        guard base == 0, let version = c.peekInteger(UInt8.self, endianness: .little, skip: 8) else { return nil }
+        let at: Int
+        switch version {
+        case 0, 1:
+            guard c.peekInteger(UInt16.self, endianness: .little, skip: 13) == 0x0808 else { return nil }
+            at = version == 0 ? 64 : 68
+        case 2, 3:
+            guard c.peekInteger(UInt16.self, endianness: .little, skip: 9) == 0x0808 else { return nil }
+            at = 36
+        default:
+            return nil
+        }
+        return c.peekInteger(UInt64.self, endianness: .little, skip: at)
+    }
+
     /// The strings of attribute `name` of the object whose header starts at `headerAddress`.
     /// `count` is the element count libhdf5 reported for the attribute's dataspace.
     func read(attribute name: String, headerAddress: UInt64, count: Int) throws -> [String] {
@@ -126,11 +146,13 @@ struct HDF5VariableStrings {
         throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
     }
 
-    /// Checks every inline attribute message of the object header at `headerAddress` before
-    /// libhdf5 decodes them (H5Aexists, H5Aopen). libhdf5 1.10 copies an attribute's name with
-    /// strdup, trusting it to end in a NUL inside the message: a name without one reads past
-    /// the header's buffer (found by fuzz-hdf5). Its parts must also fit in the message.
-    func checkAttributeMessages(headerAddress: UInt64) throws {
+    /// Checks the object header at `headerAddress` before libhdf5 decodes it: the header and
+    /// its continuation blocks must lie inside the file (libhdf5 allocates a header's declared
+    /// size before comparing it with the end of the file; fuzz-any made it allocate 4 GiB), and
+    /// every inline attribute message must hold a NUL-terminated name and parts that fit in the
+    /// message (libhdf5 1.10 strdup()s the name, reading past the header's buffer when the NUL
+    /// is missing; found by fuzz-hdf5).
+    func checkObjectHeader(at headerAddress: UInt64) throws {
         _ = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
             guard type == 0x000C, flags & 0x02 == 0 else { return true }
             try Self.checkAttributeMessage(body, headerAddress: headerAddress)

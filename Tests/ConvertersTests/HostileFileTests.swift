@@ -442,6 +442,21 @@ final class HostileFileTests: XCTestCase {
         }
     }
 
+    func testRefusesObjectHeadersLargerThanTheFileBeforeLibHDF5AllocatesThem() throws {
+        // Found by fuzz-any: libhdf5 allocated a root object header's declared 4 GiB before
+        // finding that it runs past the end of the file.
+        let found = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repoRoot + "/Tests/Fixtures/hostile/hdf5-header-declaring-4gib.h5"))
+        assertClipSafetyError([.malformed], containing: "object header at 96") {
+            try KerasH5Converter.convert(bytes: found, options: ConversionOptions(fileName: "m.h5"))
+        }
+        // By hand: the upstream file's root header (version 1, at 96) declares 4 GiB - 16.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
+        bytes.replaceSubrange(104..<108, with: [0xf0, 0xff, 0xff, 0xff])
+        assertClipSafetyError([.malformed], containing: "lies outside the file") {
+            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+        }
+    }
+
     // MARK: - Every upstream file, cut short and bit-flipped
 
     static let upstreamFiles = [
