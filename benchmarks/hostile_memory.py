@@ -82,6 +82,7 @@ def inputs(folder):
         "stride-0 view expanding past the limit": stride0_checkpoint((1 << 31) - 1),
         "npy declaring 2^40 x 2^40 floats": b"\x93NUMPY\x01\x00" + struct.pack("<H", 118) + b"{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }".ljust(117) + b"\n",
         "safetensors header of 2^63 bytes": struct.pack("<Q", (1 << 63) - 1) + b"{}",
+        "HDF5 root object header declaring 4 GiB": open(os.path.join(ROOT, "Tests", "Fixtures", "hostile", "hdf5-header-declaring-4gib.h5"), "rb").read(),
         "safetensors tensor of 2^50 elements": (lambda h: struct.pack("<Q", len(h)) + h)(b'{"w":{"dtype":"F32","shape":[1125899906842624],"data_offsets":[0,4503599627370496]}}'),
     }
     for k, (label, data) in enumerate(cases.items()):
