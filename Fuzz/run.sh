@@ -14,9 +14,12 @@ all=(fuzz-safetensors fuzz-npy fuzz-zip fuzz-pickle fuzz-sstable fuzz-protobuf f
 if [ "$target" = all ]; then targets=("${all[@]}"); else targets=("$target"); fi
 
 scratch=.build-fuzz
-swift build --package-path Fuzz --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address 2>&1 \
-    | grep -v "Cannot export local symbol" | grep -E "error|Compiling fuzz|Build complete" || true
-test -x "$scratch/debug/fuzz-any" || { echo "Fuzz/run.sh: the fuzz build failed" >&2; exit 2; }
+mkdir -p "$scratch"
+if ! swift build --package-path Fuzz --scratch-path "$scratch" -Xswiftc -sanitize=fuzzer,address > "$scratch/build.log" 2>&1; then
+    grep -v "Cannot export local symbol" "$scratch/build.log" | grep -E "error" | head -20 >&2
+    echo "Fuzz/run.sh: the fuzz build failed (log: $scratch/build.log)" >&2
+    exit 2
+fi
 python3 Fuzz/seeds.py "$scratch/seeds" > /dev/null
 
 # Swift's runtime keeps caches alive until exit; leak reports would be noise, not findings.

@@ -154,9 +154,32 @@ struct HDF5VariableStrings {
     /// is missing; found by fuzz-hdf5).
     func checkObjectHeader(at headerAddress: UInt64) throws {
         _ = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
-            guard type == 0x000C, flags & 0x02 == 0 else { return true }
-            try Self.checkAttributeMessage(body, headerAddress: headerAddress)
+            switch type {
+            case 0x000C where flags & 0x02 == 0:
+                try Self.checkAttributeMessage(body, headerAddress: headerAddress)
+            case 0x0011:
+                try checkSymbolTableHeap(body, headerAddress: headerAddress)
+            default:
+                break
+            }
             return true
+        }
+    }
+
+    /// A group's symbol table message names a local heap of link names; libhdf5 allocates the
+    /// heap's declared data size before comparing it with the end of the file (fuzz-any made
+    /// it allocate 4 GiB). The heap header and its data segment must lie inside the file.
+    private func checkSymbolTableHeap(_ body: Data, headerAddress: UInt64) throws {
+        var m = ByteCursor(body)
+        guard m.skip(8), let heapAddress = m.readInteger(UInt64.self, endianness: .little) else {
+            throw ClipSafetyError.malformed("HDF5: the symbol table message of the object header at \(headerAddress) is cut short")
+        }
+        var heap = try cursor(at: heapAddress, length: 32, what: "local heap")
+        guard heap.readBytes(4) == Data("HEAP".utf8), heap.readInteger(UInt8.self, endianness: .little) == 0, heap.skip(3),
+              let size = heap.readInteger(UInt64.self, endianness: .little), heap.skip(8),
+              let dataAddress = heap.readInteger(UInt64.self, endianness: .little),
+              size <= UInt64(image.count), (try? cursor(at: dataAddress, length: Int(size), what: "")) != nil else {
+            throw ClipSafetyError.malformed("HDF5: the local heap at address \(heapAddress) (group header at \(headerAddress)) is not a heap inside the file")
         }
     }
 

@@ -457,6 +457,18 @@ final class HostileFileTests: XCTestCase {
         }
     }
 
+    func testRefusesALocalHeapLargerThanTheFileBeforeLibHDF5AllocatesIt() throws {
+        // Found by fuzz-any: a group's local heap (its link names) declared a 4 GiB data
+        // segment, which libhdf5 allocated before checking it. Here the upstream file's first
+        // local heap (at 680; data size at 688) declares 4 GiB - 1.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
+        XCTAssertEqual(Data(bytes[680..<684]), Data("HEAP".utf8))
+        bytes.replaceSubrange(688..<696, with: [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])
+        assertClipSafetyError([.malformed], containing: "local heap at address 680") {
+            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+        }
+    }
+
     // MARK: - Every upstream file, cut short and bit-flipped
 
     static let upstreamFiles = [
