@@ -9,6 +9,8 @@ let package = Package(
         // An app that only runs converted models depends on Runtime alone (BLAS, nothing else).
         .library(name: "ClipSafetyRuntime", targets: ["Runtime"]),
         .library(name: "ClipSafetyConverters", targets: ["Converters"]),
+        // Opens any model file (identification + conversion); used by the fuzz harness too.
+        .library(name: "ClipSafetyInspect", targets: ["Inspect"]),
         .executable(name: "clipsafety", targets: ["clipsafety"]),
     ],
     dependencies: [

@@ -32,6 +32,22 @@ static inline int clipsafety_h5_link_is_hard(hid_t loc, const char *name) {
     return info.type == H5L_TYPE_HARD ? 1 : 0;
 }
 
+/* 1 and the target's object header address in `address` when `name` in `loc` is a hard link,
+   0 for a soft, external or user-defined link, negative on error. */
+static inline int clipsafety_h5_hard_link_address(hid_t loc, const char *name, unsigned long long *address) {
+    H5L_info_t info;
+    if (H5Lget_info(loc, name, &info, H5P_DEFAULT) < 0) return -1;
+    if (info.type != H5L_TYPE_HARD) return 0;
+#if H5_VERSION_GE(1, 12, 0)
+    haddr_t a;
+    memcpy(&a, &info.u.token, sizeof(a));
+    *address = (unsigned long long)a;
+#else
+    *address = (unsigned long long)info.u.address;
+#endif
+    return 1;
+}
+
 static herr_t clipsafety_h5_first_error(unsigned n, const H5E_error2_t *err, void *data) {
     char *out = (char *)data;
     if (n == 0 && err != NULL && err->desc != NULL) {

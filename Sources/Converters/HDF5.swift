@@ -63,6 +63,11 @@ final class HDF5File {
         // H5Pset_file_image copies the bytes; the copy lives as long as the open file.
         let status = image.withUnsafeBytes { raw in H5Pset_file_image(fapl.id, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count) }
         try HDF5Failure.check(status, "cannot hand the file image to libhdf5")
+        // Opening the file decodes the root group's header: check it first (see checkObjectHeader).
+        let unchecked = HDF5VariableStrings(image: image, base: 0, offsetSize: 8, lengthSize: 8, limits: limits)
+        if let rootAddress = unchecked.rootObjectHeaderAddress() {
+            try unchecked.checkObjectHeader(at: rootAddress)
+        }
         file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
         let fcpl = try HDF5Handle(H5Fget_create_plist(file.id), "cannot read the file's creation properties", close: H5Pclose)
@@ -74,6 +79,21 @@ final class HDF5File {
         let strings = HDF5VariableStrings(image: image, base: Int(userBlock), offsetSize: offsetSize, lengthSize: lengthSize, limits: limits)
         root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
                              path: "/", strings: strings)
+    }
+}
+
+/// Bytes of dataset values allocated for one file, in total. A compressed dataset can inflate
+/// far past the file's size, and a config can name one dataset many times through hard links,
+/// so a per-dataset cap alone would not bound memory.
+final class HDF5ReadBudget {
+    private(set) var used = 0
+
+    /// Reserves `bytes` (non-negative) or throws when the total would pass `limit`.
+    func charge(_ bytes: Int, limit: Int, what: String) throws {
+        guard bytes <= limit - used else {
+            throw ClipSafetyError.limitExceeded("HDF5: reading \(what) would take the values read from this file past \(limit) bytes (raise with --max-uncompressed-bytes)")
+        }
+        used += bytes
     }
 }
 
@@ -121,11 +141,14 @@ struct HDF5Group {
             let found = H5Lexists(current.id, part, clipsafety_h5p_default())
             guard found >= 0 else { throw HDF5Failure.error("cannot look up '\(child(relative))'") }
             if found == 0 { return false }
-            let hard = clipsafety_h5_link_is_hard(current.id, part)
+            var address: UInt64 = 0
+            let hard = clipsafety_h5_hard_link_address(current.id, part, &address)
             guard hard >= 0 else { throw HDF5Failure.error("cannot read the link '\(part)' in \(path)") }
             guard hard == 1 else {
                 throw ClipSafetyError.unsafe("HDF5: '\(child(parts[0...i].joined(separator: "/")))' is a soft or external link; only hard links are followed")
             }
+            // Every object is reached through here before libhdf5 opens it: check its header.
+            try strings.checkObjectHeader(at: address)
             if i < parts.count - 1 {
                 current = try HDF5Handle(H5Oopen(current.id, part, clipsafety_h5p_default()), "cannot open '\(child(parts[0...i].joined(separator: "/")))'", close: H5Oclose)
             }
@@ -149,6 +172,12 @@ struct HDF5Group {
     }
 
     func hasAttribute(_ name: String) throws -> Bool {
+        // H5Aexists decodes every attribute message of the header: check them first.
+        var address: UInt64 = 0
+        guard clipsafety_h5_object_address(handle.id, &address) >= 0 else {
+            throw HDF5Failure.error("cannot locate the header of \(path)")
+        }
+        try strings.checkObjectHeader(at: address)
         let r = H5Aexists(handle.id, name)
         guard r >= 0 else { throw HDF5Failure.error("cannot look up attribute '\(name)' of \(path)") }
         return r > 0
@@ -260,6 +289,7 @@ struct HDF5Group {
             throw ClipSafetyError.limitExceeded("HDF5: \(what) of shape \(shape) holds \(count) elements, over the limit of \(limits.maxTensorElements) (raise with --max-tensor-elements)")
         }
         try Self.checkStoredBytes(dataset, elements: count, elementSize: elementSize, imageSize: imageSize, what: what)
+        try strings.budget.charge(count * MemoryLayout<Float>.size, limit: limits.maxUncompressedBytes, what: what)
         var values = [Float](repeating: 0, count: count)
         if count > 0 {
             let status = values.withUnsafeMutableBytes {

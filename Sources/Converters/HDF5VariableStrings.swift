@@ -21,8 +21,30 @@ struct HDF5VariableStrings {
     let offsetSize: Int
     let lengthSize: Int
     let limits: ReaderLimits
+    /// Dataset bytes read from this file so far, shared by every group (see HDF5ReadBudget).
+    let budget = HDF5ReadBudget()
 
     private static let maxContinuations = 64
+
+    /// The address of the root group's object header, from a version 0–3 superblock at the start
+    /// of the image with 8-byte addresses and lengths; nil for any other layout (libhdf5 then
+    /// reads it unchecked).
+    func rootObjectHeaderAddress() -> UInt64? {
+        let c = ByteCursor(image)
+        guard base == 0, let version = c.peekInteger(UInt8.self, endianness: .little, skip: 8) else { return nil }
+        let at: Int
+        switch version {
+        case 0, 1:
+            guard c.peekInteger(UInt16.self, endianness: .little, skip: 13) == 0x0808 else { return nil }
+            at = version == 0 ? 64 : 68
+        case 2, 3:
+            guard c.peekInteger(UInt16.self, endianness: .little, skip: 9) == 0x0808 else { return nil }
+            at = 36
+        default:
+            return nil
+        }
+        return c.peekInteger(UInt64.self, endianness: .little, skip: at)
+    }
 
     /// The strings of attribute `name` of the object whose header starts at `headerAddress`.
     /// `count` is the element count libhdf5 reported for the attribute's dataspace.
@@ -113,6 +135,81 @@ struct HDF5VariableStrings {
     /// The raw data of the attribute message named `name`, or nil when the header keeps its
     /// attributes in dense storage.
     private func attributeData(named name: String, headerAddress: UInt64) throws -> Data? {
+        var found: Data?
+        let dense = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
+            guard type == 0x000C, flags & 0x02 == 0 else { return true }  // shared: not an inline attribute
+            found = try Self.attributeBody(body, ifNamed: name)
+            return found == nil
+        }
+        if let found { return found }
+        if dense { return nil }
+        throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
+    }
+
+    /// Checks the object header at `headerAddress` before libhdf5 decodes it: the header and
+    /// its continuation blocks must lie inside the file (libhdf5 allocates a header's declared
+    /// size before comparing it with the end of the file; fuzz-any made it allocate 4 GiB), and
+    /// every inline attribute message must hold a NUL-terminated name and parts that fit in the
+    /// message (libhdf5 1.10 strdup()s the name, reading past the header's buffer when the NUL
+    /// is missing; found by fuzz-hdf5).
+    func checkObjectHeader(at headerAddress: UInt64) throws {
+        _ = try forEachMessage(headerAddress: headerAddress) { type, flags, body in
+            switch type {
+            case 0x000C where flags & 0x02 == 0:
+                try Self.checkAttributeMessage(body, headerAddress: headerAddress)
+            case 0x0011:
+                try checkSymbolTableHeap(body, headerAddress: headerAddress)
+            default:
+                break
+            }
+            return true
+        }
+    }
+
+    /// A group's symbol table message names a local heap of link names; libhdf5 allocates the
+    /// heap's declared data size before comparing it with the end of the file (fuzz-any made
+    /// it allocate 4 GiB). The heap header and its data segment must lie inside the file.
+    private func checkSymbolTableHeap(_ body: Data, headerAddress: UInt64) throws {
+        var m = ByteCursor(body)
+        guard m.skip(8), let heapAddress = m.readInteger(UInt64.self, endianness: .little) else {
+            throw ClipSafetyError.malformed("HDF5: the symbol table message of the object header at \(headerAddress) is cut short")
+        }
+        var heap = try cursor(at: heapAddress, length: 32, what: "local heap")
+        guard heap.readBytes(4) == Data("HEAP".utf8), heap.readInteger(UInt8.self, endianness: .little) == 0, heap.skip(3),
+              let size = heap.readInteger(UInt64.self, endianness: .little), heap.skip(8),
+              let dataAddress = heap.readInteger(UInt64.self, endianness: .little),
+              size <= UInt64(image.count), (try? cursor(at: dataAddress, length: Int(size), what: "")) != nil else {
+            throw ClipSafetyError.malformed("HDF5: the local heap at address \(heapAddress) (group header at \(headerAddress)) is not a heap inside the file")
+        }
+    }
+
+    private static func checkAttributeMessage(_ body: Data, headerAddress: UInt64) throws {
+        var m = ByteCursor(body)
+        func bad(_ what: String) -> ClipSafetyError {
+            .malformed("HDF5: an attribute message in the object header at \(headerAddress) \(what)")
+        }
+        guard let version = m.readInteger(UInt8.self, endianness: .little), m.skip(1),
+              let nameSize = m.readInteger(UInt16.self, endianness: .little),
+              let typeSize = m.readInteger(UInt16.self, endianness: .little),
+              let spaceSize = m.readInteger(UInt16.self, endianness: .little) else { throw bad("is cut short") }
+        func padded(_ n: Int) -> Int { version == 1 ? (n + 7) & ~7 : n }
+        switch version {
+        case 1, 2: break
+        case 3: guard m.skip(1) else { throw bad("is cut short") }
+        default: throw ClipSafetyError.unsupported("HDF5: attribute message version \(version) in the object header at \(headerAddress)")
+        }
+        guard nameSize > 0, let name = m.peekBytes(Int(nameSize)), name.contains(0) else {
+            throw bad("has a name that does not end inside it")
+        }
+        guard m.skip(padded(Int(nameSize))), m.skip(padded(Int(typeSize))), m.skip(padded(Int(spaceSize))) else {
+            throw bad("declares a name, type and shape larger than the message")
+        }
+    }
+
+    /// Calls `visit(type, flags, body)` on every message of the object header at
+    /// `headerAddress` (version 1 or 2, following continuation blocks) until it returns false.
+    /// Returns true when the header keeps its attributes in dense storage.
+    private func forEachMessage(headerAddress: UInt64, _ visit: (Int, UInt8, Data) throws -> Bool) throws -> Bool {
         var blocks: [(cursor: ByteCursor, version: Int, creationOrder: Bool)] = []
         var visited = Set<UInt64>([headerAddress])
         var prefix = try cursor(at: headerAddress, length: 16, what: "object header")
@@ -190,16 +287,12 @@ struct HDF5VariableStrings {
                     let f = m.readInteger(UInt8.self, endianness: .little) ?? 0
                     if f & 0x01 != 0 { _ = m.skip(2) }
                     if let heap = m.readInteger(UInt64.self, endianness: .little), heap != UInt64.max { denseStorage = true }
-                case 0x000C:
-                    guard flags & 0x02 == 0 else { continue }  // shared message: not an inline attribute
-                    if let data = try Self.attributeBody(body, ifNamed: name) { return data }
                 default:
-                    continue
+                    guard try visit(type, flags, body) else { return denseStorage }
                 }
             }
         }
-        if denseStorage { return nil }
-        throw ClipSafetyError.malformed("HDF5: attribute '\(name)' is not in the object header at \(headerAddress)")
+        return denseStorage
     }
 
     /// The data part of an attribute message whose name is `name` and whose type is a

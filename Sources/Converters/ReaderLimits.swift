@@ -9,6 +9,10 @@ public struct ReaderLimits: Sendable {
     public var maxTensorElements: Int = 64 << 20
     /// Deepest nesting a recursive structure (pickle, protobuf, JSON) may have.
     public var maxDepth: Int = 100
+    /// Most opcodes one pickle may execute. Every opcode creates at most one value, so this
+    /// bounds the stack, the memo and the containers together: a few megabytes of DUP or
+    /// MEMOIZE opcodes cannot fill memory. A torch state dict needs about 30 per tensor.
+    public var maxPickleOperations: Int = 1 << 20
 
     public init() {}
 }

@@ -41,6 +41,9 @@ public struct TensorBundleReader {
             throw ClipSafetyError.mismatch("variables.index: header declares \(header.numShards) data shards, \(shards.count) given")
         }
         var list: [Entry] = []
+        // Entries may point at the same bytes; without a cap, many small index entries over
+        // one large shard would make the checksums take hours.
+        var checked = 0
         for e in table.entries where !e.key.isEmpty {
             guard let name = String(data: e.key, encoding: .utf8) else {
                 throw ClipSafetyError.malformed("variables.index: a tensor name is not UTF-8")
@@ -52,6 +55,10 @@ public struct TensorBundleReader {
             let shard = shards[entry.shard]
             guard entry.offset <= shard.count, entry.size <= shard.count - entry.offset else {
                 throw ClipSafetyError.truncated("variables: tensor '\(name)' (\(entry.size) bytes at \(entry.offset)) lies past the end of its \(shard.count)-byte data file")
+            }
+            checked += entry.size  // each size ≤ its shard's length: no overflow
+            guard checked <= limits.maxUncompressedBytes else {
+                throw ClipSafetyError.limitExceeded("variables: tensors up to '\(name)' cover more than \(limits.maxUncompressedBytes) bytes (raise with --max-uncompressed-bytes)")
             }
             try Self.verify(entry, bytes: Self.slice(shard, entry))
             list.append(entry)
@@ -70,7 +77,7 @@ public struct TensorBundleReader {
         guard let dtype = e.dtype else {
             throw ClipSafetyError.unsupported("variables: tensor '\(key)' is \(e.typeName), not numeric")
         }
-        return try Tensor(name: name, dtype: dtype, shape: e.shape, data: Data(Self.slice(shards[e.shard], e)))
+        return try Tensor(name: name, dtype: dtype, shape: e.shape, data: Self.slice(shards[e.shard], e))
     }
 
     static func slice(_ shard: Data, _ e: Entry) -> Data {

@@ -249,7 +249,7 @@ public struct TorchCheckpoint {
             data = Data()
         } else if ref.strides == contiguousStrides(ref.shape) || isContiguousIgnoringUnitDims(ref) {
             let start = storage.startIndex + ref.offset * width
-            data = Data(storage[start..<(start + byteCount)])
+            data = storage[start..<(start + byteCount)]  // a view: no copy of the storage
         } else {
             data = gather(ref, storage: storage, count: count)
         }

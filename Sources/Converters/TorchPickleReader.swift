@@ -225,6 +225,8 @@ struct TorchPickleReader {
     /// Where the current opcode started, relative to the pickle's start, for messages.
     private var opStart = 0
     private let base: Int
+    /// Opcodes executed so far (capped by `ReaderLimits.maxPickleOperations`).
+    private var operations = 0
 
     /// Reads one pickle from `cursor`, leaving it just after the STOP opcode.
     static func read(_ cursor: inout ByteCursor, limits: ReaderLimits) throws -> PickleValue {
@@ -272,6 +274,10 @@ struct TorchPickleReader {
             guard let op = PickleOpcode(rawValue: byte) else {
                 let hex = (byte < 16 ? "0" : "") + String(byte, radix: 16)
                 throw ClipSafetyError.malformed("pickle: opcode 0x\(hex) at offset \(opStart) is unknown or not one a torch state dict uses")
+            }
+            operations += 1
+            guard operations <= limits.maxPickleOperations else {
+                throw ClipSafetyError.limitExceeded("pickle: more than \(limits.maxPickleOperations) opcodes by offset \(opStart); a state dict needs far fewer")
             }
             if op == .stop {
                 guard marks.isEmpty, stack.count == 1, let result = stack.popLast() else {

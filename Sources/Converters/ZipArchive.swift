@@ -97,7 +97,8 @@ public final class ZipArchive {
         defer { zip_fclose(file) }
         var out = Data()
         out.reserveCapacity(entry.uncompressedSize)
-        let chunk = 1 << 16
+        // Never ask for more than one byte past the declared size.
+        let chunk = Swift.min(1 << 16, entry.uncompressedSize + 1)
         var scratch = [UInt8](repeating: 0, count: chunk)
         while true {
             let n = scratch.withUnsafeMutableBytes { zip_fread(file, $0.baseAddress, zip_uint64_t(chunk)) }
@@ -105,6 +106,11 @@ public final class ZipArchive {
                 throw ClipSafetyError.malformed("zip: entry '\(entry.name)' is corrupt: \(String(cString: zip_file_strerror(file)))")
             }
             if n == 0 { break }
+            // A member that inflates past the size its headers declare is a bomb or corrupt:
+            // stop at the first byte over, instead of inflating on up to the limit.
+            guard out.count + Int(n) <= entry.uncompressedSize else {
+                throw ClipSafetyError.malformed("zip: entry '\(entry.name)' inflates past the \(entry.uncompressedSize) bytes its header declares")
+            }
             guard out.count + Int(n) <= budget else {
                 throw ClipSafetyError.limitExceeded("zip: entry '\(entry.name)' inflates past the uncompressed limit of \(limits.maxUncompressedBytes) bytes")
             }

@@ -15,12 +15,29 @@ public enum ModelLoader {
         return try convert(bytes: bytes, options: opts)
     }
 
+    /// Native files obey the limits converted ones do: scoring widens every tensor to Float32
+    /// in memory, so a native file's tensors are capped like an archive's uncompressed bytes.
+    static func checkLimits(_ tensors: [Tensor], limits: ReaderLimits) throws {
+        var total = 0
+        for t in tensors {
+            let n = t.elementCount  // safetensors checked shape × dtype against the bytes present
+            guard n <= limits.maxTensorElements else {
+                throw ClipSafetyError.limitExceeded("tensor '\(t.name)' has \(n) elements, above the limit of \(limits.maxTensorElements) (raise with --max-tensor-elements)")
+            }
+            total += n * MemoryLayout<Float>.size
+            guard total <= limits.maxUncompressedBytes else {
+                throw ClipSafetyError.limitExceeded("tensors up to '\(t.name)' take more than \(limits.maxUncompressedBytes) bytes as Float32 (raise with --max-uncompressed-bytes)")
+            }
+        }
+    }
+
     /// Converts bytes of any supported kind to a native model.
     public static func convert(bytes: Data, options: ConversionOptions) throws -> NativeModel {
         let kind = try FileSniffer.identify(bytes, limits: options.limits)
         switch kind {
         case .native:
             var model = try NativeModel(bytes: bytes)
+            try checkLimits(model.tensors, limits: options.limits)
             options.applyOverrides(to: &model.card)
             return model
         case .savedModelZip: return try SavedModelConverter.convert(bytes: bytes, options: options)

@@ -135,6 +135,23 @@ public struct SafetensorsFile: Sendable {
     /// name, header JSON with sorted keys and no escaped slashes, padded with spaces to a
     /// multiple of 8 bytes. Reading a file this wrote and writing it again gives the same bytes.
     public func serialized() throws -> Data {
+        let (header, ordered) = try layout()
+        var out = Data(capacity: header.count + ordered.reduce(0) { $0 + $1.data.count })
+        out.append(header)
+        for t in ordered { out.append(t.data) }
+        return out
+    }
+
+    /// Writes the same bytes as `serialized()` to `handle`, tensor by tensor, so that writing
+    /// a model never holds a second copy of its tensors in memory.
+    public func write(to handle: FileHandle) throws {
+        let (header, ordered) = try layout()
+        try handle.write(contentsOf: header)
+        for t in ordered where !t.data.isEmpty { try handle.write(contentsOf: t.data) }
+    }
+
+    /// The 8-byte length and padded JSON header, and the tensors in the order their data follows.
+    private func layout() throws -> (header: Data, ordered: [Tensor]) {
         let ordered = tensors.sorted {
             ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name)
         }
@@ -155,11 +172,10 @@ public struct SafetensorsFile: Sendable {
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
         let padding = (8 - json.count % 8) % 8
         json.append(contentsOf: [UInt8](repeating: 0x20, count: padding))
-        var out = Data(capacity: 8 + json.count + offset)
+        var out = Data(capacity: 8 + json.count)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(json)
-        for t in ordered { out.append(t.data) }
-        return out
+        return (out, ordered)
     }
 }
 

@@ -1,0 +1,12 @@
+import Foundation
+import FuzzCommon
+import Runtime
+@testable import Converters
+import Inspect
+
+/// Any file, identified from its bytes and converted as `convert` would.
+runFuzzer { bytes in
+    let model = try ModelLoader.convert(bytes: bytes, options: ConversionOptions(fileName: "fuzz.bin", limits: fuzzLimits))
+    _ = try Scorer(model: model)
+    _ = try model.serialized()
+}
