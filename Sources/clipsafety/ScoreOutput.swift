@@ -37,7 +37,7 @@ final class ScoreWriter {
         case .npy:
             buffer.append(NpyArray.headerBytes(dtype: .f4, shape: [rows, columns]))
         case .csv:
-            buffer.append(Data((["row"] + card.outputColumns + decisionColumns).joined(separator: ",").utf8))
+            buffer.append(Data((["row"] + card.outputColumns + decisionColumns).map(Self.csvField).joined(separator: ",").utf8))
             buffer.append(0x0a)
         case .jsonl:
             break
@@ -63,7 +63,7 @@ final class ScoreWriter {
                 if card.task == .promptClassifier, let labels = result.labels {
                     let l = Int(labels[r])
                     let name = l < card.labels.count ? card.labels[l] : String(l)
-                    extra.append(("label", format == .csv ? name : "\"\(name)\""))
+                    extra.append(("label", format == .csv ? Self.csvField(name) : Self.jsonString(name)))
                     if let p = card.positiveLabel { extra.append(("is_" + p, String(name == p))) }
                 } else if let t = threshold, let p = card.positiveLabel, let s = scores.first {
                     extra.append(("is_" + p, String(Double(s) > t)))
@@ -74,13 +74,33 @@ final class ScoreWriter {
                     line = ([String(row)] + scores.map { "\($0)" } + extra.map(\.1)).joined(separator: ",")
                 } else {
                     let pairs = [("row", String(row))] + zip(card.outputColumns, scores.map(Self.json)) + extra
-                    line = "{" + pairs.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+                    line = "{" + pairs.map { Self.jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
                 }
                 buffer.append(Data(line.utf8))
                 buffer.append(0x0a)
             }
         }
         if buffer.count > 1 << 20 { try flush() }
+    }
+
+    /// A JSON string literal (labels and column names come from the card, which flags can set).
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
     private static func json(_ v: Float) -> String {

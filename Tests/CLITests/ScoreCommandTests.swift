@@ -80,6 +80,21 @@ final class ScoreCommandTests: XCTestCase {
         XCTAssertEqual(text, "row,other,violent,label,is_violent\n0,1.0,0.0,other,false\n1,0.0,0.6,violent,true\n")
     }
 
+    func testLabelsWithQuotesStayValidJSONAndCSV() throws {
+        try HandBuilt.promptModel().write(to: dir.file("p.safetensors"))
+        let relabel = try CLI.run(["convert", dir.file("p.safetensors"), "-o", dir.file("q.safetensors"), "--labels", #"calm,say "hi""#])
+        XCTAssertEqual(relabel.status, 0, relabel.stderr)
+        try NpyArray(shape: [1, 3], floats: [0, 1, 0]).serialized().write(to: URL(fileURLWithPath: dir.file("p.npy")))
+        XCTAssertEqual(try CLI.run(["score", dir.file("q.safetensors"), dir.file("p.npy"), "-o", dir.file("p.jsonl")]).status, 0)
+        let line = try String(contentsOfFile: dir.file("p.jsonl"), encoding: .utf8).trimmingCharacters(in: .newlines)
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], line)
+        XCTAssertEqual(object["label"] as? String, #"say "hi""#)
+        XCTAssertEqual(object[#"is_say "hi""#] as? Bool, true)
+        XCTAssertEqual(try CLI.run(["score", dir.file("q.safetensors"), dir.file("p.npy"), "-o", dir.file("p.csv")]).status, 0)
+        let csv = try String(contentsOfFile: dir.file("p.csv"), encoding: .utf8)
+        XCTAssertEqual(csv, #"row,calm,"say ""hi""",label,"is_say ""hi""""# + "\n0,0.0,0.6,\"say \"\"hi\"\"\",true\n")
+    }
+
     func testWrongWidthExits65NamingBothNumbersAndTheFile() throws {
         try NpyArray(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]).serialized().write(to: URL(fileURLWithPath: dir.file("w.npy")))
         let run = try CLI.run(["score", modelPath, dir.file("w.npy"), "-o", dir.file("o.npy")])
