@@ -30,12 +30,6 @@ public struct EmbeddingBatch {
         self.elementType = elementType
     }
 
-    /// Rows `[first, first + count)` of this batch, without copying.
-    public func rows(_ first: Int, _ count: Int) -> EmbeddingBatch {
-        precondition(first >= 0 && count >= 0 && first + count <= rows)
-        return EmbeddingBatch(base: base + first * columns * elementType.byteSize, rows: count, columns: columns, elementType: elementType)
-    }
-
     /// The exact float64 value of element (row, column); f16 and f32 widen without rounding.
     @inline(__always)
     public func value(row: Int, column: Int) -> Double {

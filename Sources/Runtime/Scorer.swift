@@ -18,8 +18,6 @@ public final class Scorer: Sendable {
     public let producesLabels: Bool
     /// Floating-point operations of the matrix products per input row (2 × in × out per dense).
     public let flopsPerRow: Int
-    /// Bytes of the unpacked float32 weights.
-    private let weightBytes: Int
     private let steps: [Step]
     private let maxWidth: Int
 
@@ -162,10 +160,6 @@ public final class Scorer: Sendable {
             if case .dense(_, _, let i, let o) = step { return total + 2 * i * o }
             return total
         }
-        self.weightBytes = steps.reduce(0) { total, step in
-            if case .dense(let w, let b, _, _) = step { return total + 4 * (w.count + (b?.count ?? 0)) }
-            return total
-        }
         self.producesLabels = producesLabels
     }
 
@@ -229,34 +223,6 @@ public final class Scorer: Sendable {
         guard n <= workspace.rows, workspace.width >= maxWidth else {
             throw ClipSafetyError.mismatch("a batch of \(n) rows does not fit a workspace made for \(workspace.rows)")
         }
-        let chunk = chunkRows
-        if n <= chunk { return run(batch, workspace: workspace) }
-        // Small heads are bound by memory traffic, not arithmetic: running the whole graph on
-        // row blocks keeps each block's activations in cache between ops.
-        var scores: [Float] = []
-        scores.reserveCapacity(n * outputWidth)
-        var labels: [Int64]? = producesLabels ? [] : nil
-        var first = 0
-        while first < n {
-            let count = Swift.min(chunk, n - first)
-            let part = run(batch.rows(first, count), workspace: workspace)
-            scores.append(contentsOf: part.scores)
-            if let l = part.labels { labels?.append(contentsOf: l) }
-            first += count
-        }
-        return ScoreResult(rows: n, columns: outputWidth, scores: scores, labels: labels)
-    }
-
-    /// Rows per block when a batch is run in blocks: activations of about 512 KiB for heads whose
-    /// weights are small enough to stay in cache across blocks (B/32, L/14, prompts); whole
-    /// batches otherwise (H/14's 21 MB of weights would be read again for every block).
-    private var chunkRows: Int {
-        weightBytes <= 1 << 20 ? Swift.max(64, (512 << 10) / (4 * maxWidth)) : Int.max
-    }
-
-    /// Scores a batch that fits the workspace, all ops on all its rows.
-    private func run(_ batch: EmbeddingBatch, workspace: ScoreWorkspace) -> ScoreResult {
-        let n = batch.rows
         var a = workspace.first
         var b = workspace.second
         var width = inputWidth

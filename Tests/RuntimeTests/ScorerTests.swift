@@ -158,8 +158,7 @@ final class ScorerTests: XCTestCase {
         XCTAssertEqual(try Scorer(model: m).score([Float(2), 4, 8], rows: 1).scores, [2, 4])
     }
 
-    func testBatchesLargerThanABlockGiveTheSameRowsAsSmallBatches() throws {
-        // 4-wide activations: blocks of 32768 rows; 40000 rows run as two blocks.
+    func testLargeBatchesGiveTheSameRowsAsSmallBatches() throws {
         let n = 40_000
         let values = (0..<(n * 4)).map { Float(($0 * 7919) % 1000) / 500 - 1 }
         let scorer = try Scorer(model: HandBuilt.binaryModel())
@@ -170,7 +169,7 @@ final class ScorerTests: XCTestCase {
         XCTAssertEqual(Array(whole.scores[0..<1000]), head.scores)
         XCTAssertEqual(Array(whole.scores[(n - 1000)...]), tail.scores)
         let prompts = try Scorer(model: HandBuilt.promptModel())
-        let threeWide = Array(values[0..<(45_000 * 3)])  // 3-wide input: blocks of 43690 rows
+        let threeWide = Array(values[0..<(45_000 * 3)])
         let p = try prompts.score(threeWide, rows: 45_000)
         XCTAssertEqual(p.labels?.count, 45_000)
         XCTAssertEqual(p.scores.count, 90_000)
