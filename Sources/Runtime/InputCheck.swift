@@ -33,12 +33,11 @@ public struct InputStatistics: Sendable, Equatable {
             let sum: Double
             switch batch.elementType {
             case .float32:
-                let p = batch.base.assumingMemoryBound(to: Float.self) + r * d
-                sum = Double(cblas_sdot(Int32(d), p, 1, p, 1))
+                sum = Double(Self.sumOfSquares(batch.base.assumingMemoryBound(to: Float.self) + r * d, count: d))
             case .float16:
                 let p = batch.base.assumingMemoryBound(to: UInt16.self) + r * d
                 scratch.withUnsafeMutableBufferPointer { EmbeddingBatch.widenHalves(p, into: $0.baseAddress!, count: d) }
-                sum = Double(cblas_sdot(Int32(d), scratch, 1, scratch, 1))
+                sum = Double(scratch.withUnsafeBufferPointer { Self.sumOfSquares($0.baseAddress!, count: d) })
             case .float64:
                 let p = batch.base.assumingMemoryBound(to: Double.self) + r * d
                 sum = cblas_ddot(Int32(d), p, 1, p, 1)
@@ -55,6 +54,23 @@ public struct InputStatistics: Sendable, Equatable {
             maxNorm = Swift.max(maxNorm ?? norm, norm)
             if Swift.abs(norm - 1) > Self.normTolerance { offNormRows += 1 }
         }
+    }
+
+    /// Σ x² of one row in 16-wide SIMD lanes: a BLAS call per 512-value row costs more in
+    /// dispatch than in arithmetic.
+    @inline(__always)
+    static func sumOfSquares(_ p: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD16<Float>()
+        var i = 0
+        let raw = UnsafeRawPointer(p)
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc += v * v
+            i += 16
+        }
+        var total = acc.sum()
+        while i < count { total += p[i] * p[i]; i += 1 }
+        return total
     }
 
     public mutating func merge(_ other: InputStatistics) {
