@@ -10,7 +10,7 @@ Writes its scratch files under benchmarks/.scratch/ (git-ignored) and prints:
      with the machine's sgemm rate and the input-check cost;
   2. process start to first score for a native model (median of 20 runs, one-row input);
   3. `clipsafety score` of an N x 768 float16 shard (default 1 M rows, 1.5 GB): rows/s and peak
-     RSS, next to the in-memory rate of the same head at batch 4096.
+     RSS, next to the in-memory rate of the same head at batch 4096 measured just before.
 """
 import argparse
 import os
@@ -85,13 +85,20 @@ def main():
         # In a child, so that this process stays small: a forked child's peak RSS starts at ours.
         subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); import run; run.write_shard(%r, %d, 768)"
                         % (os.path.dirname(os.path.abspath(__file__)), shard, a.rows)], check=True)
+    # The in-memory rate of the same head at the same batch size, measured just before, since
+    # this machine's speed drifts from minute to minute.
+    out = subprocess.run([exe, "bench", models["l14"], "--batch-sizes", "4096", "--seconds", "3"], check=True,
+                         capture_output=True, text=True).stdout
+    in_memory = float([l for l in out.splitlines() if " 4096 " in l][0].split()[2])
     t = time.perf_counter()
     child = subprocess.Popen([exe, "score", models["l14"], shard, "-o", os.path.join(SCRATCH, "shard_out.npy")])
     _, status, usage = os.wait4(child.pid, 0)  # this child's own peak RSS, not the largest child's
     elapsed = time.perf_counter() - t
     if status != 0:
         sys.exit("benchmarks: score failed")
-    print("L/14 port: %.0f rows/s, %.1f s, peak RSS %.0f MiB" % (a.rows / elapsed, elapsed, usage.ru_maxrss / 1024))
+    rate = a.rows / elapsed
+    print("L/14 port: %.0f rows/s (%.0f%% of the in-memory rate, %.0f emb/s, measured just before), %.1f s including start-up, peak RSS %.0f MiB"
+          % (rate, 100 * rate / in_memory, in_memory, elapsed, usage.ru_maxrss / 1024))
     if not a.keep:
         os.unlink(shard)
 

@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 
 /// What the rows of an input look like against a model's precondition, gathered batch by
@@ -23,54 +22,42 @@ public struct InputStatistics: Sendable, Equatable {
 
     public init() {}
 
-    /// Statistics of one batch: one BLAS dot product per row; only a row whose sum of
-    /// squares is not finite is scanned element by element.
+    /// Statistics of one batch, in one pass over it. Scoring with `Scorer.scoreMeasuring`
+    /// gathers the same figures without this extra pass.
     public init(_ batch: EmbeddingBatch) {
-        rows = batch.rows
         let d = batch.columns
-        var scratch = [Float](repeating: 0, count: batch.elementType == .float16 ? d : 0)
+        var sums = [Float](repeating: 0, count: batch.rows)
+        var row = [Float](repeating: 0, count: batch.elementType == .float32 ? 0 : d)
         for r in 0..<batch.rows {
-            let sum: Double
-            switch batch.elementType {
-            case .float32:
-                sum = Double(Self.sumOfSquares(batch.base.assumingMemoryBound(to: Float.self) + r * d, count: d))
-            case .float16:
-                let p = batch.base.assumingMemoryBound(to: UInt16.self) + r * d
-                scratch.withUnsafeMutableBufferPointer { EmbeddingBatch.widenHalves(p, into: $0.baseAddress!, count: d) }
-                sum = Double(scratch.withUnsafeBufferPointer { Self.sumOfSquares($0.baseAddress!, count: d) })
-            case .float64:
-                let p = batch.base.assumingMemoryBound(to: Double.self) + r * d
-                sum = cblas_ddot(Int32(d), p, 1, p, 1)
+            if batch.elementType == .float32 {
+                sums[r] = Scorer.sumOfSquares(batch.base.assumingMemoryBound(to: Float.self) + r * d, count: d)
+            } else {
+                sums[r] = row.withUnsafeMutableBufferPointer { out in
+                    batch.copyRowAsFloat32(r, into: out.baseAddress!)
+                    return Scorer.sumOfSquares(out.baseAddress!, count: d)
+                }
             }
-            var norm = sum.squareRoot()
+        }
+        self = sums.withUnsafeBufferPointer { InputStatistics(sumsOfSquares: $0, of: batch) }
+    }
+
+    /// Statistics from each row's Σ x² (computed on the row as Float32); only a row whose sum
+    /// is not finite is looked at again, element by element, to tell NaN/∞ from overflow.
+    init(sumsOfSquares sums: UnsafeBufferPointer<Float>, of batch: EmbeddingBatch) {
+        rows = batch.rows
+        for (r, sum) in sums.enumerated() {
+            var norm = Double(sum).squareRoot()
             if !sum.isFinite {
-                if (0..<d).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
+                if (0..<batch.columns).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
                     nonFiniteRows += 1
                     continue
                 }
-                norm = .infinity  // finite values whose squares overflow float32
+                norm = .infinity  // finite values whose squares (or float32 rounding) overflow
             }
             minNorm = Swift.min(minNorm ?? norm, norm)
             maxNorm = Swift.max(maxNorm ?? norm, norm)
             if Swift.abs(norm - 1) > Self.normTolerance { offNormRows += 1 }
         }
-    }
-
-    /// Σ x² of one row in 16-wide SIMD lanes: a BLAS call per 512-value row costs more in
-    /// dispatch than in arithmetic.
-    @inline(__always)
-    static func sumOfSquares(_ p: UnsafePointer<Float>, count: Int) -> Float {
-        var acc = SIMD16<Float>()
-        var i = 0
-        let raw = UnsafeRawPointer(p)
-        while i + 16 <= count {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-            acc += v * v
-            i += 16
-        }
-        var total = acc.sum()
-        while i < count { total += p[i] * p[i]; i += 1 }
-        return total
     }
 
     public mutating func merge(_ other: InputStatistics) {

@@ -6,7 +6,8 @@ import Foundation
 /// `init` checks the graph against the tensors (every tensor present and floating-point where
 /// needed, shapes chaining from the card's embedding dimension, `argmax` last) and unpacks the
 /// weights to Float32 once. Scoring is then allocation-light and thread-safe (the scorer is
-/// immutable; every call uses its own buffers).
+/// immutable; every call uses its own buffers). Large batches are split across `parallelism`
+/// cores by rows, each part run by single-threaded BLAS (see `Execution.swift` for why).
 public final class Scorer: Sendable {
     public let model: NativeModel
     public var card: ModelCard { model.card }
@@ -18,14 +19,18 @@ public final class Scorer: Sendable {
     public let producesLabels: Bool
     /// Floating-point operations of the matrix products per input row (2 × in × out per dense).
     public let flopsPerRow: Int
-    private let steps: [Step]
-    private let maxWidth: Int
+    /// How many threads one call may use (row parts of a batch, or output slices of a large
+    /// matrix-vector product). 1 runs everything on the calling thread.
+    public let parallelism: Int
+    let steps: [Step]
+    let maxWidth: Int
 
     enum Step: Sendable {
         case impute(columns: [Int]?, value: Float)
         case lookup([Lookup])
         case normalize(mean: [Float], denominator: [Float])
-        case dense(weight: [Float], bias: [Float]?, inputs: Int, outputs: Int)
+        /// `relu`: a `relu` op that followed the product, applied in the same pass as the bias.
+        case dense(weight: [Float], bias: [Float]?, inputs: Int, outputs: Int, relu: Bool)
         case relu
         case sigmoid
         case argmax
@@ -39,18 +44,28 @@ public final class Scorer: Sendable {
         var roundToFloat32: Bool
     }
 
+    /// The number of active cores, or fewer when the environment sets `OPENBLAS_NUM_THREADS`
+    /// (a job that runs a process per core already says so there).
+    public static var defaultParallelism: Int {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        guard let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n > 0 else { return cores }
+        return Swift.min(n, cores)
+    }
+
     /// Loads and validates a native file.
-    public convenience init(contentsOf path: String) throws {
-        try self.init(model: try NativeModel(contentsOf: path))
+    public convenience init(contentsOf path: String, parallelism: Int? = nil) throws {
+        try self.init(model: try NativeModel(contentsOf: path), parallelism: parallelism)
     }
 
     /// Parses and validates native bytes.
-    public convenience init(bytes: Data) throws {
-        try self.init(model: try NativeModel(bytes: bytes))
+    public convenience init(bytes: Data, parallelism: Int? = nil) throws {
+        try self.init(model: try NativeModel(bytes: bytes), parallelism: parallelism)
     }
 
-    public init(model: NativeModel) throws {
+    /// `parallelism` defaults to `Scorer.defaultParallelism`.
+    public init(model: NativeModel, parallelism: Int? = nil) throws {
         self.model = model
+        self.parallelism = Swift.max(1, parallelism ?? Self.defaultParallelism)
         var tensors: [String: Tensor] = [:]
         for t in model.tensors { tensors[t.name] = t }
         func tensor(_ name: String, for op: String) throws -> Tensor {
@@ -128,7 +143,7 @@ public final class Scorer: Sendable {
                     }
                     bias = values
                 }
-                steps.append(.dense(weight: weight, bias: bias, inputs: width, outputs: w.shape[0]))
+                steps.append(.dense(weight: weight, bias: bias, inputs: width, outputs: w.shape[0], relu: false))
                 width = w.shape[0]
                 inInputSpace = false
             case .promptScores(let promptsName):
@@ -136,11 +151,15 @@ public final class Scorer: Sendable {
                 guard p.shape.count == 2, p.shape[1] == width, p.shape[0] > 0 else {
                     throw ClipSafetyError.mismatch("graph: \(name) prompts '\(promptsName)' have shape \(p.shape); expected [K, \(width)]")
                 }
-                steps.append(.dense(weight: prompts, bias: nil, inputs: width, outputs: p.shape[0]))
+                steps.append(.dense(weight: prompts, bias: nil, inputs: width, outputs: p.shape[0], relu: false))
                 width = p.shape[0]
                 inInputSpace = false
             case .relu:
-                steps.append(.relu)
+                if case .dense(let weight, let bias, let inputs, let outputs, relu: false)? = steps.last {
+                    steps[steps.count - 1] = .dense(weight: weight, bias: bias, inputs: inputs, outputs: outputs, relu: true)
+                } else {
+                    steps.append(.relu)
+                }
             case .sigmoid:
                 steps.append(.sigmoid)
             case .argmax:
@@ -157,7 +176,7 @@ public final class Scorer: Sendable {
         self.steps = steps
         self.maxWidth = maxWidth
         self.flopsPerRow = steps.reduce(0) { total, step in
-            if case .dense(_, _, let i, let o) = step { return total + 2 * i * o }
+            if case .dense(_, _, let i, let o, _) = step { return total + 2 * i * o }
             return total
         }
         self.producesLabels = producesLabels
@@ -200,87 +219,6 @@ public final class Scorer: Sendable {
         return Lookup(column: c.column, table: table, oov: Float(c.oovIndex), roundToFloat32: c.keyDType == .f32)
     }
 
-    /// Scores a batch. Throws `.mismatch` when its width is not the model's input width.
-    public func score(_ batch: EmbeddingBatch) throws -> ScoreResult {
-        try score(batch, workspace: makeWorkspace(rows: batch.rows))
-    }
-
-    /// Scratch memory for batches of up to `rows` rows, to reuse across calls (one per thread).
-    public func makeWorkspace(rows: Int) -> ScoreWorkspace {
-        ScoreWorkspace(rows: rows, width: maxWidth)
-    }
-
-    /// Scores a batch in `workspace`, allocating nothing but the result.
-    public func score(_ batch: EmbeddingBatch, workspace: ScoreWorkspace) throws -> ScoreResult {
-        guard batch.columns == inputWidth else {
-            throw ClipSafetyError.mismatch("input has \(batch.columns) columns; the model expects \(inputWidth) (\(card.backbone))")
-        }
-        let n = batch.rows
-        if n == 0 { return ScoreResult(rows: 0, columns: outputWidth, scores: [], labels: producesLabels ? [] : nil) }
-        guard n <= Int(Int32.max) / Swift.max(maxWidth, inputWidth) else {
-            throw ClipSafetyError.limitExceeded("a batch of \(n) rows is too large for one matrix product; score it in smaller batches")
-        }
-        guard n <= workspace.rows, workspace.width >= maxWidth else {
-            throw ClipSafetyError.mismatch("a batch of \(n) rows does not fit a workspace made for \(workspace.rows)")
-        }
-        var a = workspace.first
-        var b = workspace.second
-        var width = inputWidth
-        var labels: [Int64]?
-        var remaining = steps[...]
-        if batch.elementType == .float32, case .dense(let weight, let bias, let inputs, let outputs)? = steps.first {
-            // Nothing changes the input before the first product: multiply it where it lies.
-            Self.dense(input: batch.base.assumingMemoryBound(to: Float.self), rows: n, inputs: inputs,
-                       weight: weight, bias: bias, outputs: outputs, into: a)
-            width = outputs
-            remaining = steps.dropFirst()
-        } else {
-            batch.copyAsFloat32(into: a)
-        }
-        for step in remaining {
-            switch step {
-            case .impute(let columns, let value):
-                if let columns {
-                    for r in 0..<n { for c in columns where a[r * width + c].isNaN { a[r * width + c] = value } }
-                } else {
-                    for i in 0..<(n * width) where a[i].isNaN { a[i] = value }
-                }
-            case .lookup(let lookups):
-                for r in 0..<n {
-                    for l in lookups {
-                        let x = batch.value(row: r, column: l.column)
-                        a[r * width + l.column] = l.table[Self.percentF(l.roundToFloat32 ? Double(Float(x)) : x)] ?? l.oov
-                    }
-                }
-            case .normalize(let mean, let denominator):
-                mean.withUnsafeBufferPointer { m in
-                    denominator.withUnsafeBufferPointer { d in
-                        for r in 0..<n {
-                            let row = a + r * width
-                            for c in 0..<width { row[c] = (row[c] - m[c]) / d[c] }
-                        }
-                    }
-                }
-            case .dense(let weight, let bias, let inputs, let outputs):
-                Self.dense(input: a, rows: n, inputs: inputs, weight: weight, bias: bias, outputs: outputs, into: b)
-                swap(&a, &b)
-                width = outputs
-            case .relu:
-                for i in 0..<(n * width) { a[i] = Swift.max(a[i], 0) }
-            case .sigmoid:
-                for i in 0..<(n * width) { a[i] = 1 / (1 + exp(-a[i])) }
-            case .argmax:
-                labels = (0..<n).map { r in
-                    var best = 0
-                    for c in 1..<Swift.max(width, 1) where a[r * width + c] > a[r * width + best] { best = c }
-                    return Int64(best)
-                }
-            }
-        }
-        let scores = Array(UnsafeBufferPointer(start: a, count: n * width))
-        return ScoreResult(rows: n, columns: width, scores: scores, labels: labels)
-    }
-
     /// Scores `rows` row-major Float32 rows.
     public func score(_ values: [Float], rows: Int) throws -> ScoreResult {
         guard rows >= 0, values.count == rows * inputWidth else {
@@ -307,51 +245,5 @@ public final class Scorer: Sendable {
             let n = withVaList([value]) { vsnprintf(buf.baseAddress!, 400, "%f", $0) }
             return String(decoding: UnsafeRawBufferPointer(start: buf.baseAddress!, count: Int(Swift.min(Swift.max(n, 0), 399))), as: UTF8.self)
         }
-    }
-
-    /// C = A · Wᵀ + bias through CBLAS sgemm (A: rows×inputs, W: outputs×inputs, C: rows×outputs).
-    static func dense(input a: UnsafePointer<Float>, rows: Int, inputs: Int, weight: [Float], bias: [Float]?,
-                      outputs: Int, into c: UnsafeMutablePointer<Float>) {
-        precondition(weight.count == outputs * inputs && (bias?.count ?? outputs) == outputs)
-        if let bias {
-            bias.withUnsafeBufferPointer { b in
-                for r in 0..<rows { (c + r * outputs).update(from: b.baseAddress!, count: outputs) }
-            }
-        }
-        weight.withUnsafeBufferPointer { w in
-            if rows == 1 {
-                // One row: a matrix-vector product; sgemm with M = 1 is slower in older OpenBLAS.
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outputs), Int32(inputs), 1, w.baseAddress, Int32(inputs),
-                            a, 1, bias == nil ? 0 : 1, c, 1)
-                return
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                        Int32(rows), Int32(outputs), Int32(inputs),
-                        1, a, Int32(inputs),
-                        w.baseAddress, Int32(inputs),
-                        bias == nil ? 0 : 1, c, Int32(outputs))
-        }
-    }
-}
-
-/// Two activation buffers for `rows` × `width` floats, reused by `Scorer.score(_:workspace:)`
-/// so that scoring a stream of batches allocates nothing per batch. Not thread-safe: one per thread.
-public final class ScoreWorkspace: @unchecked Sendable {
-    public let rows: Int
-    public let width: Int
-    let first: UnsafeMutablePointer<Float>
-    let second: UnsafeMutablePointer<Float>
-
-    init(rows: Int, width: Int) {
-        self.rows = rows
-        self.width = width
-        let count = Swift.max(rows * width, 1)
-        first = .allocate(capacity: count)
-        second = .allocate(capacity: count)
-    }
-
-    deinit {
-        first.deallocate()
-        second.deallocate()
     }
 }

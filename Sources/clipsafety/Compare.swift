@@ -78,8 +78,9 @@ struct CompareCommand: ParsableCommand {
             let workspaceA = scorerA.makeWorkspace(rows: Self.batchRows)
             let workspaceB = scorerB.makeWorkspace(rows: Self.batchRows)
             func score(_ batch: EmbeddingBatch, firstRow: Int) throws {
-                statistics.merge(InputStatistics(batch))
-                try comparison.add(try scorerA.score(batch, workspace: workspaceA), try scorerB.score(batch, workspace: workspaceB), firstRow: firstRow)
+                let (resultA, batchStatistics) = try scorerA.scoreMeasuring(batch, workspace: workspaceA)
+                statistics.merge(batchStatistics)
+                try comparison.add(resultA, try scorerB.score(batch, workspace: workspaceB), firstRow: firstRow)
             }
             if let inputs {
                 let (array, member) = try withFile(inputs) { try Self.readInputs(inputs, limits: limitOptions.limits) }

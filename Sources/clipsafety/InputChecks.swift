@@ -10,8 +10,9 @@ struct InputCheckOptions: ParsableArguments {
     var strict = false
 }
 
-/// Checks each batch against the model's input precondition before it is scored, and
-/// reports once: a warning line at the end, or (with --strict) an error at the first bad batch.
+/// Checks each batch against the model's input precondition, and reports once: a warning line
+/// at the end, or (with --strict) an error at the first bad batch, whose scores are never
+/// returned. The measurement shares the scorer's pass over the input (`scoreMeasuring`).
 struct InputChecker {
     let precondition: String
     let options: InputCheckOptions
@@ -26,29 +27,37 @@ struct InputChecker {
         self.options = options
     }
 
-    /// Measures `batch`, then scores it (normalised first with --normalize).
+    /// Scores `batch`, measuring it in the same pass (or, with --normalize, measuring it and
+    /// scoring a normalised copy); with --strict, throws instead of returning scores of a
+    /// batch that breaks the precondition.
     mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
         let workspace = workspace ?? scorer.makeWorkspace(rows: batch.rows)
-        try check(batch)
         if options.normalize {
+            try check(InputStatistics(batch))
             let normalized = NormalizedBatch(batch)
             return try scorer.score(normalized.batch, workspace: workspace)
         }
-        return try scorer.score(batch, workspace: workspace)
+        let (result, statistics) = try scorer.scoreMeasuring(batch, workspace: workspace)
+        try check(statistics)
+        return result
     }
 
-    /// Measures `batch` once and scores it with every model (normalised once with --normalize):
-    /// the folder form reads each batch once for all its heads.
+    /// Scores `batch` with every model, measuring it once (in the first model's pass) and
+    /// normalising it once with --normalize: the folder form reads each batch once for all heads.
     mutating func score(_ batch: EmbeddingBatch, with scorers: [Scorer], workspaces: [ScoreWorkspace]) throws -> [ScoreResult] {
-        try check(batch)
-        let normalized = options.normalize ? NormalizedBatch(batch) : nil
-        let input = normalized?.batch ?? batch
-        return try zip(scorers, workspaces).map { try $0.score(input, workspace: $1) }
+        guard let first = scorers.first, !options.normalize else {
+            try check(InputStatistics(batch))
+            let normalized = options.normalize ? NormalizedBatch(batch) : nil
+            let input = normalized?.batch ?? batch
+            return try zip(scorers, workspaces).map { try $0.score(input, workspace: $1) }
+        }
+        let (result, statistics) = try first.scoreMeasuring(batch, workspace: workspaces[0])
+        try check(statistics)
+        return try [result] + zip(scorers.dropFirst(), workspaces.dropFirst()).map { try $0.score(batch, workspace: $1) }
     }
 
-    /// Adds `batch` to the statistics; with --strict, throws at a batch that breaks the precondition.
-    private mutating func check(_ batch: EmbeddingBatch) throws {
-        let stats = InputStatistics(batch)
+    /// Adds a batch's statistics; with --strict, throws at a batch that breaks the precondition.
+    private mutating func check(_ stats: InputStatistics) throws {
         statistics.merge(stats)
         if options.strict {
             // With --normalize only non-finite rows are fatal: norms are fixed before scoring.

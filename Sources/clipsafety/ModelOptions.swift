@@ -31,10 +31,11 @@ struct LimitOptions: ParsableArguments {
 }
 
 /// Opens a model (native or upstream, converted in memory) and validates it for scoring.
-func openScorer(_ path: String, limits: ReaderLimits, threshold: Double? = nil) throws -> Scorer {
+/// `threads` caps the cores one batch uses (nil: all).
+func openScorer(_ path: String, limits: ReaderLimits, threshold: Double? = nil, threads: Int? = nil) throws -> Scorer {
     try withFile(path) {
         var options = ConversionOptions(fileName: (path as NSString).lastPathComponent, limits: limits)
         options.threshold = threshold
-        return try Scorer(model: try ModelLoader.load(path: path, options: options))
+        return try Scorer(model: try ModelLoader.load(path: path, options: options), parallelism: threads)
     }
 }

@@ -44,12 +44,16 @@ struct Score: ParsableCommand {
     @Option(help: "Decision threshold (default: the model card's).")
     var threshold: Double?
 
+    @Option(help: "Threads per batch (default: every core; 1 when many processes share the machine, e.g. one per Spark core).")
+    var threads: Int?
+
     @OptionGroup var checkOptions: InputCheckOptions
 
     @OptionGroup var limitOptions: LimitOptions
 
     func validate() throws {
         guard batch > 0, batch <= 1 << 20 else { throw ValidationError("--batch must be between 1 and 1048576") }
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be between 1 and 1024") }
         if inputDir != nil || outputDir != nil {
             guard inputDir != nil, outputDir != nil else { throw ValidationError("--input-dir and --output-dir go together") }
             guard input == nil, output == nil else { throw ValidationError("give either INPUT -o OUTPUT or --input-dir and --output-dir, not both") }
@@ -69,7 +73,7 @@ struct Score: ParsableCommand {
         if let inputDir, let outputDir { return try runFolder(inputDir: inputDir, outputDir: outputDir) }
         guard let input, let output else { throw ValidationError("missing INPUT and -o OUTPUT") }
         try ExitStatus.run {
-            let scorer = try openScorer(model, limits: limitOptions.limits)
+            let scorer = try openScorer(model, limits: limitOptions.limits, threads: threads)
             let embeddings = try withFile(input) { try NpyArray(contentsOf: input) }
             try withFile(input) { try checkShape(embeddings, scorer: scorer) }
             let rows = embeddings.shape[0]

@@ -15,6 +15,7 @@ struct FolderScoring {
     var batch: Int
     var checkOptions: InputCheckOptions
     var limits: ReaderLimits
+    var threads: Int?
 
     static let defaultGlob = "*.npy"
 
@@ -49,7 +50,7 @@ struct FolderScoring {
 
     func run() throws {
         let heads = try modelPaths.map { path -> Head in
-            let scorer = try openScorer(path, limits: limits)
+            let scorer = try openScorer(path, limits: limits, threads: threads)
             return Head(path: path, scorer: scorer, workspace: scorer.makeWorkspace(rows: batch))
         }
         try checkWidths(heads)
@@ -310,7 +311,7 @@ extension Score {
             let partition = try shard.map { try ShardPartition(parsing: $0) }
             try FolderScoring(modelPaths: [model] + moreModels, inputDir: inputDir, outputDir: outputDir, partition: partition,
                               glob: glob ?? FolderScoring.defaultGlob, batch: batch, checkOptions: checkOptions,
-                              limits: limitOptions.limits).run()
+                              limits: limitOptions.limits, threads: threads).run()
         }
     }
 }

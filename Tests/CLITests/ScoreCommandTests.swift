@@ -121,6 +121,23 @@ final class ScoreCommandTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("x.npy"), "-o", dir.file("o.txt")]).status, 64)
         XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("x.npy"), "-o", dir.file("o.npy"), "--batch", "0"]).status, 64)
         XCTAssertEqual(try CLI.run(["frobnicate"]).status, 64)
+        XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("x.npy"), "-o", dir.file("o.npy"), "--threads", "0"]).status, 64)
+    }
+
+    func testThreadCountDoesNotChangeScores() throws {
+        // A batch big enough to be split across threads, scored with one thread and with four.
+        let n = 5000
+        let values = (0..<(n * 256)).map { Float(($0 &* 7919) % 2001 - 1000) / 16000 }
+        try HandBuilt.wideModel().write(to: dir.file("wide.safetensors"))
+        try NpyArray(shape: [n, 256], floats: values).serialized().write(to: URL(fileURLWithPath: dir.file("wide.npy")))
+        var outputs: [[Float]] = []
+        for threads in ["1", "4"] {
+            let run = try CLI.run(["score", dir.file("wide.safetensors"), dir.file("wide.npy"), "-o", dir.file("w\(threads).npy"), "--threads", threads])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            outputs.append(try NpyArray(contentsOf: dir.file("w\(threads).npy")).floatValues())
+        }
+        XCTAssertEqual(outputs[0].count, n * 3)
+        XCTAssertLessThanOrEqual(zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? 1, 1e-5)
     }
 
     func testUnwritableOutputExits74() throws {

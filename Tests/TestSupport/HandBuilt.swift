@@ -65,4 +65,31 @@ public enum HandBuilt {
             graph: [.promptScores(prompts: "prompts"), .argmax],
             tensors: [Tensor(name: "prompts", shape: [2, 3], floats: [1, 0, 0, 0, 0.6, 0.8])])
     }
+
+    /// normalize → dense `width`→64 → relu → dense 64→3 → argmax, with fixed pseudo-random
+    /// weights: enough work per row that large batches are split into parts across threads.
+    public static func wideModel(width: Int = 256) -> NativeModel {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+        let hidden = 64
+        let card = ModelCard(
+            name: "hand-built-wide", task: .promptClassifier, backbone: "test/none", embeddingDim: width,
+            outputKind: .logits, outputColumns: ["a", "b", "c"], labels: ["a", "b", "c"])
+        let tensors = [
+            Tensor(name: "mean", shape: [width], floats: (0..<width).map { _ in next() / 100 }),
+            Tensor(name: "variance", shape: [width], floats: (0..<width).map { _ in 0.5 + abs(next()) }),
+            Tensor(name: "w1", shape: [hidden, width], floats: (0..<(hidden * width)).map { _ in next() }),
+            Tensor(name: "b1", shape: [hidden], floats: (0..<hidden).map { _ in next() }),
+            Tensor(name: "w2", shape: [3, hidden], floats: (0..<(3 * hidden)).map { _ in next() }),
+        ]
+        return NativeModel(
+            card: card,
+            source: Provenance(originalFile: "hand-built", sha256: String(repeating: "0", count: 64), sourceFormat: "hand-built"),
+            graph: [.normalize(mean: "mean", variance: "variance", denominator: .sqrtVariancePlusEpsilon, epsilon: 1e-10),
+                    .dense(weight: "w1", bias: "b1"), .relu, .dense(weight: "w2", bias: nil), .argmax],
+            tensors: tensors)
+    }
 }

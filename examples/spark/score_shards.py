@@ -63,9 +63,8 @@ def score_one(name, cfg):
     for m in models[1:]:
         cmd += ["--model", m]
     cmd += ["--input-dir", cfg["input_dir"], "--output-dir", cfg["output_dir"],
-            "--glob", escape_glob(name), "--batch", str(cfg["batch"])] + cfg["extra"]
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(cfg["blas_threads"]))
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            "--glob", escape_glob(name), "--batch", str(cfg["batch"]), "--threads", str(cfg["threads"])] + cfg["extra"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
     return name, p.returncode, p.stderr.strip().splitlines()[-3:]
 
 
@@ -97,7 +96,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--normalize", action="store_true")
     ap.add_argument("--strict", action="store_true")
-    ap.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads per task (Spark already runs one task per core)")
+    ap.add_argument("--threads", type=int, default=1, help="clipsafety threads per task (Spark already runs one task per core)")
     ap.add_argument("--ship", action="store_true", help="send the binary and models to the executors (SparkContext.addFile)")
     args = ap.parse_args()
 
@@ -121,7 +120,7 @@ def main():
     names = list_shards(input_dir, args.glob)
     cfg = {
         "ship": args.ship, "binary": binary, "models": models, "input_dir": input_dir, "output_dir": output_dir,
-        "batch": args.batch, "blas_threads": args.blas_threads,
+        "batch": args.batch, "threads": args.threads,
         "extra": (["--normalize"] if args.normalize else []) + (["--strict"] if args.strict else []),
     }
     results = sc.parallelize(names, max(1, len(names))).map(lambda n: score_one(n, cfg)).collect() if names else []

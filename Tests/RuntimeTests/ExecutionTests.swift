@@ -1,0 +1,92 @@
+import XCTest
+@testable import Runtime
+import TestSupport
+
+/// How batches are split across threads, and the input measurement fused into scoring.
+final class ExecutionTests: XCTestCase {
+    static let width = 256
+
+    /// Rows with a spread of norms (0.5…2), a NaN row and a zero row.
+    static func rows(_ n: Int) -> [Float] {
+        var values = (0..<(n * width)).map { Float(($0 &* 7919) % 2001 - 1000) / 1000 }
+        for r in 0..<n {
+            let target = 0.5 + Float(r % 7) / 4
+            let norm = (0..<width).reduce(Float(0)) { $0 + values[r * width + $1] * values[r * width + $1] }.squareRoot()
+            for c in 0..<width { values[r * width + c] *= target / norm }
+        }
+        values[3 * width + 5] = .nan
+        for c in 0..<width { values[4 * width + c] = 0 }
+        return values
+    }
+
+    func testLargeBatchesAreSplitIntoPartsAndSmallOnesAreNot() throws {
+        let scorer = try Scorer(model: HandBuilt.wideModel(), parallelism: 2)
+        XCTAssertEqual(scorer.plan(rows: 4096).parts, 2)
+        XCTAssertEqual(scorer.plan(rows: 4096).blasThreads, 1, "parts run single-threaded BLAS")
+        XCTAssertEqual(scorer.plan(rows: 1).parts, 1)
+        XCTAssertEqual(scorer.plan(rows: 1).blasThreads, 1, "a small matrix-vector product is not worth a thread")
+        XCTAssertEqual(try Scorer(model: HandBuilt.wideModel(), parallelism: 1).plan(rows: 4096).parts, 1)
+    }
+
+    func testEveryPartitionGivesTheSameScoresAndLabels() throws {
+        let n = 3001  // parts of unequal size
+        let values = Self.rows(n)
+        let single = try Scorer(model: HandBuilt.wideModel(), parallelism: 1).score(values, rows: n)
+        for threads in [2, 3, 8] {
+            let scorer = try Scorer(model: HandBuilt.wideModel(), parallelism: threads)
+            XCTAssertGreaterThan(scorer.plan(rows: n).parts, 1)
+            let split = try scorer.score(values, rows: n)
+            XCTAssertEqual(split.labels, single.labels, "parallelism \(threads)")
+            XCTAssertEqual(split.scores.count, single.scores.count)
+            let worst = zip(split.scores, single.scores).map { $0.isNaN && $1.isNaN ? 0 : abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(worst, 1e-5, "parallelism \(threads)")
+        }
+        // Row r of a big batch is row r scored alone (no part boundary moves a row).
+        let scorer = try Scorer(model: HandBuilt.wideModel(), parallelism: 2)
+        let whole = try scorer.score(values, rows: n)
+        for r in [0, 1500, 1501, n - 1] {
+            let alone = try scorer.score(Array(values[(r * Self.width)..<((r + 1) * Self.width)]), rows: 1)
+            XCTAssertEqual(alone.labels?.first, whole.labels?[r])
+            XCTAssertEqual(alone.scores[0], whole.scores[r * 3], accuracy: 1e-4)
+        }
+    }
+
+    func testScoreMeasuringEqualsASeparateCheckForEveryElementType() throws {
+        let n = 2000
+        let values = Self.rows(n)
+        let scorer = try Scorer(model: HandBuilt.wideModel(), parallelism: 2)
+        let workspace = scorer.makeWorkspace(rows: n)
+        func check<T>(_ typed: [T], _ type: EmbeddingElementType) throws {
+            try typed.withUnsafeBytes { raw in
+                let batch = EmbeddingBatch(base: raw.baseAddress!, rows: n, columns: Self.width, elementType: type)
+                let (result, measured) = try scorer.scoreMeasuring(batch, workspace: workspace)
+                let separate = InputStatistics(batch)
+                XCTAssertEqual(measured, separate, "\(type)")
+                XCTAssertEqual(measured.nonFiniteRows, 1, "\(type)")
+                XCTAssertEqual(measured.minNorm, 0, "\(type): the zero row")
+                XCTAssertGreaterThan(measured.offNormRows, n / 2, "\(type)")
+                let plain = try scorer.score(batch, workspace: workspace)
+                XCTAssertEqual(result.labels, plain.labels, "\(type)")
+                XCTAssertTrue(zip(result.scores, plain.scores).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(type): measuring changes no score")
+            }
+        }
+        try check(values, .float32)
+        try check(values.map { Double($0) }, .float64)
+        try check(values.map { Float16($0) }, .float16)
+    }
+
+    func testMeasuringADenseFirstGraphReadsTheInputItself() throws {
+        // The prompt model multiplies float32 input where it lies: the sums come from a
+        // separate loop there, and must still match.
+        let values: [Float] = [3, 4, 0, 0.6, 0.8, 0, .infinity, 0, 0]
+        let scorer = try Scorer(model: HandBuilt.promptModel())
+        try values.withUnsafeBytes { raw in
+            let batch = EmbeddingBatch(base: raw.baseAddress!, rows: 3, columns: 3, elementType: .float32)
+            let (_, measured) = try scorer.scoreMeasuring(batch, workspace: scorer.makeWorkspace(rows: 3))
+            XCTAssertEqual(measured, InputStatistics(batch))
+            XCTAssertEqual(measured.offNormRows, 1)
+            XCTAssertEqual(measured.nonFiniteRows, 1)
+            XCTAssertEqual(measured.maxNorm!, 5, accuracy: 1e-6)
+        }
+    }
+}
