@@ -30,7 +30,9 @@ let package = Package(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "Runtime", dependencies: ["CBLAS"]),
+        // CPU-specific kernels chosen at run time (F16C widening); plain C, no flags.
+        .target(name: "CKernels"),
+        .target(name: "Runtime", dependencies: ["CBLAS", "CKernels"]),
         .target(
             name: "Converters",
             dependencies: [

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Element type of an input embedding matrix.
 public enum EmbeddingElementType: String, Sendable {
     case float16, float32, float64
@@ -57,24 +59,54 @@ public struct EmbeddingBatch {
 }
 
 extension EmbeddingBatch {
-    /// Float16 bit patterns to Float32, exactly (every float16 is a float32), with integer and
-    /// select operations the compiler vectorises. `Float(Float16)` compiles to one library
-    /// call per element on x86-64 without F16C, which made widening a large share of scoring.
+    /// Float16 bit patterns to Float32, exactly (every float16 is a float32), eight at a time
+    /// with integer and select operations. `Float(Float16)` compiles to one library call per
+    /// element on x86-64 without F16C, which made widening a large share of scoring.
+    ///
+    /// The exponent/mantissa bits move to their float32 place and the exponent is rebiased
+    /// (+112); infinities and NaNs (exponent 31) get 112 more so that the exponent is all ones
+    /// and the payload stays; zeros and subnormals are built as 2⁻¹⁴ × (1 + m/1024) and then
+    /// 2⁻¹⁴ is subtracted, which leaves m × 2⁻²⁴ exactly.
     static func widenHalves(_ src: UnsafePointer<UInt16>, into out: UnsafeMutablePointer<Float>, count: Int) {
-        let bits = UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt32.self)
-        for i in 0..<count {
-            let h = UInt32(src[i])
-            let sign = (h & 0x8000) << 16
-            let magnitude = h & 0x7FFF
-            // Normal: rebias the exponent (15 → 127). Inf/NaN: all-ones exponent, payload kept.
-            let normal = (magnitude << 13) &+ (112 << 23)
-            let special = (magnitude << 13) | 0x7F80_0000
-            // Zero and subnormal: mantissa × 2⁻²⁴, exact in float32 (a normal number there).
-            let small = (Float(magnitude) * 0x1p-24).bitPattern
-            let exponent = magnitude >> 10
-            let value = exponent == 0 ? small : (exponent == 31 ? special : normal)
-            bits[i] = sign | value
+        if hasF16C {
+            clipsafety_widen_halves_f16c(src, out, count)
+            return
         }
+        widenHalvesPortably(src, into: out, count: count)
+    }
+
+    /// True when the CPU converts half precision itself (x86-64 F16C): one instruction per
+    /// eight values instead of about twenty (B/32 on float16 input ran 2.5 → 3.2 M rows/s).
+    static let hasF16C = clipsafety_has_f16c() != 0
+
+    /// `widenHalves` without CPU-specific instructions (and the reference the tests hold the
+    /// F16C path to).
+    static func widenHalvesPortably(_ src: UnsafePointer<UInt16>, into out: UnsafeMutablePointer<Float>, count: Int) {
+        let raw = UnsafeMutableRawPointer(out)
+        var i = 0
+        while i + 8 <= count {
+            let h = SIMD8<UInt32>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<UInt16>.self))
+            raw.storeBytes(of: widen(h), toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        if i < count {
+            var h = SIMD8<UInt32>()
+            for k in 0..<(count - i) { h[k] = UInt32(src[i + k]) }
+            let f = widen(h)
+            for k in 0..<(count - i) { out[i + k] = f[k] }
+        }
+    }
+
+    @inline(__always)
+    private static func widen(_ h: SIMD8<UInt32>) -> SIMD8<Float> {
+        let exponentMask = SIMD8<UInt32>(repeating: 0x7C00 << 13)
+        let magnitude = (h & 0x7FFF) &<< 13
+        let exponent = magnitude & exponentMask
+        var bits = magnitude &+ SIMD8<UInt32>(repeating: 112 << 23)
+        bits = bits.replacing(with: bits &+ SIMD8<UInt32>(repeating: 112 << 23), where: exponent .== exponentMask)
+        let tiny = unsafeBitCast(bits &+ SIMD8<UInt32>(repeating: 1 << 23), to: SIMD8<Float>.self) - SIMD8<Float>(repeating: 0x1p-14)
+        bits = bits.replacing(with: unsafeBitCast(tiny, to: SIMD8<UInt32>.self), where: exponent .== SIMD8<UInt32>())
+        return unsafeBitCast(bits | ((h & 0x8000) &<< 16), to: SIMD8<Float>.self)
     }
 }
 

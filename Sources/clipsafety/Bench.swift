@@ -6,7 +6,7 @@ import Runtime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure scoring speed: embeddings/s and GFLOP/s per batch size, next to this machine's sgemm rate.",
-        discussion: "Inputs are random unit vectors. Figures go to stdout; nothing is written.")
+        discussion: "Inputs are random unit vectors. Each figure is the best of 5 rounds (this kind of machine drifts). Figures go to stdout; nothing is written.")
 
     @Argument(help: "Models to measure (native or upstream files).")
     var models: [String]
@@ -16,6 +16,9 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Seconds to spend per measurement.")
     var seconds: Double = 1
+
+    @Option(help: "Element type of the random input: float16, float32 or float64.")
+    var inputType: String = "float32"
 
     @Option(help: "Threads per batch (default: every core).")
     var threads: Int?
@@ -29,6 +32,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("--batch-sizes takes positive integers up to 1048576, comma-separated")
         }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
+        guard EmbeddingElementType(rawValue: inputType) != nil else { throw ValidationError("--input-type must be float16, float32 or float64") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024") }
     }
 
@@ -46,7 +50,7 @@ struct Bench: ParsableCommand {
             for path in models {
                 let scorer = try openScorer(path, limits: limitOptions.limits, threads: threads)
                 for batch in sizes {
-                    let m = try Self.measure(scorer, batch: batch, seconds: seconds)
+                    let m = try Self.measure(scorer, batch: batch, seconds: seconds, type: EmbeddingElementType(rawValue: inputType)!)
                     let gflops = m.rowsPerSecond * Double(scorer.flopsPerRow) / 1e9
                     print(pad(scorer.card.name, 38) + String(format: "  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%", batch, m.rowsPerSecond,
                                  m.secondsPerCall * 1e6, gflops, 100 * gflops / peak, 100 * m.checkFraction))
@@ -74,11 +78,17 @@ struct Bench: ParsableCommand {
         return values
     }
 
-    static func measure(_ scorer: Scorer, batch: Int, seconds: Double) throws -> Measurement {
-        let input = randomUnitRows(batch, scorer.inputWidth)
+    static func measure(_ scorer: Scorer, batch: Int, seconds: Double, type: EmbeddingElementType) throws -> Measurement {
+        let values = randomUnitRows(batch, scorer.inputWidth)
+        let input: Data
+        switch type {
+        case .float16: input = values.map { Float16($0) }.withUnsafeBytes { Data($0) }
+        case .float32: input = values.withUnsafeBytes { Data($0) }
+        case .float64: input = values.map { Double($0) }.withUnsafeBytes { Data($0) }
+        }
         let workspace = scorer.makeWorkspace(rows: batch)
         return try input.withUnsafeBytes { raw in
-            let b = EmbeddingBatch(base: raw.baseAddress!, rows: batch, columns: scorer.inputWidth, elementType: .float32)
+            let b = EmbeddingBatch(base: raw.baseAddress!, rows: batch, columns: scorer.inputWidth, elementType: type)
             _ = try scorer.score(b, workspace: workspace)
             // Rounds of plain and checked scoring, alternated so that both see the same machine;
             // the best round of each counts (this VM's speed varies from second to second).

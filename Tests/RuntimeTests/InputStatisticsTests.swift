@@ -44,26 +44,56 @@ final class InputStatisticsTests: XCTestCase {
 }
 
 final class HalfWideningTests: XCTestCase {
-    func testEveryFloat16BitPatternWidensExactly() {
-        let halves = (0...UInt16.max).map { $0 }
-        var out = [Float](repeating: 0, count: halves.count)
-        halves.withUnsafeBytes { raw in
-            EmbeddingBatch(base: raw.baseAddress!, rows: 1, columns: halves.count, elementType: .float16).copyAsFloat32(into: &out)
-        }
-        var mismatches = 0
-        for (h, f) in zip(halves, out) {
+    static let halves = (0...UInt16.max).map { $0 }
+
+    /// Mismatches against Swift's own Float16 → Float; NaNs must stay NaN with their sign
+    /// (the hardware conversion may set the quiet bit of a signalling NaN).
+    func mismatches(_ out: [Float]) -> Int {
+        var count = 0
+        for (h, f) in zip(Self.halves, out) {
             let expected = Float(Float16(bitPattern: h))
             if expected.isNaN {
-                // NaN payload and sign are kept, as the hardware conversion does.
-                if !f.isNaN || f.bitPattern != (UInt32(h & 0x8000) << 16 | 0x7F80_0000 | UInt32(h & 0x3FF) << 13) { mismatches += 1 }
+                if !f.isNaN || f.sign != expected.sign { count += 1 }
             } else if f.bitPattern != expected.bitPattern {
-                mismatches += 1
+                count += 1
             }
         }
-        XCTAssertEqual(mismatches, 0)
+        return count
+    }
+
+    func testEveryFloat16BitPatternWidensExactly() {
+        var out = [Float](repeating: 0, count: Self.halves.count)
+        Self.halves.withUnsafeBytes { raw in
+            EmbeddingBatch(base: raw.baseAddress!, rows: 1, columns: Self.halves.count, elementType: .float16).copyAsFloat32(into: &out)
+        }
+        XCTAssertEqual(mismatches(out), 0)
         XCTAssertEqual(out[0x3C00], 1)
         XCTAssertEqual(out[0x0001], 0x1p-24)
         XCTAssertEqual(out[0x8000].bitPattern, (-0.0 as Float).bitPattern)
         XCTAssertEqual(out[0x7C00], .infinity)
+        // Tails after the eight-wide steps, on whichever path this CPU takes.
+        for count in 0..<20 {
+            var short = [Float](repeating: -1, count: count + 1)
+            Self.halves.withUnsafeBufferPointer { EmbeddingBatch.widenHalves($0.baseAddress! + 0x3C00, into: &short, count: count) }
+            XCTAssertEqual(Array(short.prefix(count)), Array(out[0x3C00..<(0x3C00 + count)]), "count \(count)")
+            XCTAssertEqual(short[count], -1, "count \(count): nothing written past the end")
+        }
+    }
+
+    func testPortableWideningIsExactAndKeepsNaNPayloads() {
+        // The path used where the CPU has no F16C (and on this machine only by this test).
+        var out = [Float](repeating: 0, count: Self.halves.count)
+        Self.halves.withUnsafeBufferPointer { EmbeddingBatch.widenHalvesPortably($0.baseAddress!, into: &out, count: $0.count) }
+        XCTAssertEqual(mismatches(out), 0)
+        for h in Self.halves where Float16(bitPattern: h).isNaN {
+            XCTAssertEqual(out[Int(h)].bitPattern, UInt32(h & 0x8000) << 16 | 0x7F80_0000 | UInt32(h & 0x3FF) << 13)
+        }
+        // Lengths that leave a tail of every size after the eight-wide steps.
+        for count in 0..<20 {
+            var short = [Float](repeating: -1, count: count + 1)
+            Self.halves.withUnsafeBufferPointer { EmbeddingBatch.widenHalvesPortably($0.baseAddress! + 0x3C00, into: &short, count: count) }
+            XCTAssertEqual(Array(short.prefix(count)), Array(out[0x3C00..<(0x3C00 + count)]), "count \(count)")
+            XCTAssertEqual(short[count], -1, "count \(count): nothing written past the end")
+        }
     }
 }
