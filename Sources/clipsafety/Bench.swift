@@ -6,7 +6,7 @@ import Runtime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure scoring speed: embeddings/s and GFLOP/s per batch size, next to this machine's sgemm rate.",
-        discussion: "Inputs are random unit vectors. Each figure is the best of 5 rounds (this kind of machine drifts). Figures go to stdout; nothing is written.")
+        discussion: "Inputs are random unit vectors. Scoring with and without the input check alternates in 5 rounds; figures are means. Figures go to stdout; nothing is written.")
 
     @Argument(help: "Models to measure (native or upstream files).")
     var models: [String]
@@ -90,15 +90,16 @@ struct Bench: ParsableCommand {
         return try input.withUnsafeBytes { raw in
             let b = EmbeddingBatch(base: raw.baseAddress!, rows: batch, columns: scorer.inputWidth, elementType: type)
             _ = try scorer.score(b, workspace: workspace)
-            // Rounds of plain and checked scoring, alternated so that both see the same machine;
-            // the best round of each counts (this VM's speed varies from second to second).
-            var plain = Double.infinity, checked = Double.infinity
+            // Rounds of plain and checked scoring, alternated so that both see the same machine
+            // (this kind of VM drifts from second to second); the figures are means over all rounds.
+            var plain = 0.0, checked = 0.0
             let rounds = 5
             for _ in 0..<rounds {
-                plain = Swift.min(plain, try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.score(b, workspace: workspace) })
-                checked = Swift.min(checked, try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.scoreMeasuring(b, workspace: workspace) })
+                plain += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.score(b, workspace: workspace) }
+                checked += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.scoreMeasuring(b, workspace: workspace) }
             }
-            return Measurement(rowsPerSecond: Double(batch) / plain, secondsPerCall: plain, checkFraction: checked / plain - 1)
+            plain /= Double(rounds)
+            return Measurement(rowsPerSecond: Double(batch) / plain, secondsPerCall: plain, checkFraction: checked / Double(rounds) / plain - 1)
         }
     }
 
