@@ -83,10 +83,54 @@ final class ExecutionTests: XCTestCase {
         try values.withUnsafeBytes { raw in
             let batch = EmbeddingBatch(base: raw.baseAddress!, rows: 3, columns: 3, elementType: .float32)
             let (_, measured) = try scorer.scoreMeasuring(batch, workspace: scorer.makeWorkspace(rows: 3))
-            XCTAssertEqual(measured, InputStatistics(batch))
+            let separate = InputStatistics(batch)
+            XCTAssertEqual(measured.rows, separate.rows)
+            XCTAssertEqual(measured.minNorm!, separate.minNorm!, accuracy: 1e-6)
+            XCTAssertEqual(measured.maxNorm!, separate.maxNorm!, accuracy: 1e-6)
             XCTAssertEqual(measured.offNormRows, 1)
             XCTAssertEqual(measured.nonFiniteRows, 1)
             XCTAssertEqual(measured.maxNorm!, 5, accuracy: 1e-6)
+        }
+    }
+
+    /// Two 256-wide prompts with fixed pseudo-random values: a product narrow enough for the
+    /// fused few-dot-products kernel.
+    static func promptModel(prompts: Int = 2) throws -> Scorer {
+        let values = (0..<(prompts * width)).map { Float(($0 &* 104_729) % 2001 - 1000) / 8000 }
+        let card = ModelCard(name: "prompts", task: .promptClassifier, backbone: "test/none", embeddingDim: width,
+                             outputKind: .logits, outputColumns: (0..<prompts).map { "p\($0)" }, labels: (0..<prompts).map { "p\($0)" })
+        let model = NativeModel(card: card, source: Provenance(originalFile: "t", sha256: String(repeating: "0", count: 64), sourceFormat: "t"),
+                                graph: [.promptScores(prompts: "p"), .argmax],
+                                tensors: [Tensor(name: "p", shape: [prompts, width], floats: values)])
+        return try Scorer(model: model, parallelism: 2)
+    }
+
+    func testNarrowProductsMatchDoublePrecisionAndMeasureTheInput() throws {
+        let n = 3000
+        let values = Self.rows(n)
+        for prompts in [1, 2, 3, 4, 5] {  // 5 takes the BLAS path
+            let scorer = try Self.promptModel(prompts: prompts)
+            let weights = (0..<(prompts * Self.width)).map { Double(Float(($0 &* 104_729) % 2001 - 1000) / 8000) }
+            for type in [EmbeddingElementType.float32, .float16] {
+                let typed: Data = type == .float32 ? values.withUnsafeBytes { Data($0) } : values.map { Float16($0) }.withUnsafeBytes { Data($0) }
+                try typed.withUnsafeBytes { raw in
+                    let batch = EmbeddingBatch(base: raw.baseAddress!, rows: n, columns: Self.width, elementType: type)
+                    let (result, measured) = try scorer.scoreMeasuring(batch, workspace: scorer.makeWorkspace(rows: n))
+                    var worst = 0.0
+                    for r in 0..<n where r != 3 {
+                        for k in 0..<prompts {
+                            let expected = (0..<Self.width).reduce(0.0) { $0 + batch.value(row: r, column: $1) * weights[k * Self.width + $1] }
+                            worst = max(worst, abs(Double(result.score(row: r, column: k)) - expected))
+                        }
+                    }
+                    XCTAssertLessThan(worst, 1e-5, "\(prompts) prompts, \(type)")
+                    XCTAssertTrue(result.score(row: 3).isNaN, "the NaN row stays NaN")
+                    let separate = InputStatistics(batch)
+                    XCTAssertEqual(measured.offNormRows, separate.offNormRows, "\(prompts) prompts, \(type)")
+                    XCTAssertEqual(measured.nonFiniteRows, 1)
+                    XCTAssertEqual(measured.maxNorm!, separate.maxNorm!, accuracy: 1e-5)
+                }
+            }
         }
     }
 }

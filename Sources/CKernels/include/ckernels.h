@@ -13,4 +13,14 @@ int clipsafety_has_f16c(void);
 /// float16 is a float32; NaN payloads are kept). Call only when clipsafety_has_f16c() != 0.
 void clipsafety_widen_halves_f16c(const uint16_t *src, float *dst, size_t count);
 
+/// Non-zero when this CPU has AVX2 and FMA (clipsafety_few_dots_avx2).
+int clipsafety_has_avx2_fma(void);
+
+/// For each of `rows` rows of `x` (`width` floats each, row-major): the dot products with the
+/// `k` rows of `w` (k × width, 1 ≤ k ≤ 4) into `out` (rows × k), and, when `sums` is not NULL,
+/// the row's sum of squares into sums[row]: one pass over the input for a product too narrow
+/// for BLAS to be efficient and the input check. Call only when clipsafety_has_avx2_fma() != 0.
+void clipsafety_few_dots_avx2(const float *x, size_t rows, size_t width, const float *w, size_t k,
+                              float *out, float *sums);
+
 #endif
