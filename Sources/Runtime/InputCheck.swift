@@ -43,20 +43,29 @@ public struct InputStatistics: Sendable, Equatable {
 
     /// Statistics from each row's Σ x² (computed on the row as Float32); only a row whose sum
     /// is not finite is looked at again, element by element, to tell NaN/∞ from overflow.
+    /// Norms are compared as sums of squares against (1 ± tolerance)², so only the smallest
+    /// and largest sum need a square root.
     init(sumsOfSquares sums: UnsafeBufferPointer<Float>, of batch: EmbeddingBatch) {
         rows = batch.rows
+        let low = Float((1 - Self.normTolerance) * (1 - Self.normTolerance))
+        let high = Float((1 + Self.normTolerance) * (1 + Self.normTolerance))
+        var smallest = Float.infinity, largest = -Float.infinity
+        var finiteRows = 0
         for (r, sum) in sums.enumerated() {
-            var norm = Double(sum).squareRoot()
-            if !sum.isFinite {
-                if (0..<batch.columns).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
-                    nonFiniteRows += 1
-                    continue
-                }
-                norm = .infinity  // finite values whose squares (or float32 rounding) overflow
+            if !sum.isFinite,
+               (0..<batch.columns).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
+                nonFiniteRows += 1
+                continue
             }
-            minNorm = Swift.min(minNorm ?? norm, norm)
-            maxNorm = Swift.max(maxNorm ?? norm, norm)
-            if Swift.abs(norm - 1) > Self.normTolerance { offNormRows += 1 }
+            // A sum that is infinite here came from finite values whose squares overflow.
+            finiteRows += 1
+            smallest = Swift.min(smallest, sum)
+            largest = Swift.max(largest, sum)
+            if sum < low || sum > high { offNormRows += 1 }
+        }
+        if finiteRows > 0 {
+            minNorm = Double(smallest).squareRoot()
+            maxNorm = Double(largest).squareRoot()
         }
     }
 

@@ -20,6 +20,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Element type of the random input: float16, float32 or float64.")
     var inputType: String = "float32"
 
+    @Option(help: "MiB of input to cycle through, so that batches come from memory rather than cache, as when streaming a file (default: one batch, reused).")
+    var workingSetMib: Int = 0
+
     @Option(help: "Threads per batch (default: every core).")
     var threads: Int?
 
@@ -33,6 +36,7 @@ struct Bench: ParsableCommand {
         }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard EmbeddingElementType(rawValue: inputType) != nil else { throw ValidationError("--input-type must be float16, float32 or float64") }
+        guard (0...65536).contains(workingSetMib) else { throw ValidationError("--working-set-mib must be in 0...65536") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024") }
     }
 
@@ -50,7 +54,7 @@ struct Bench: ParsableCommand {
             for path in models {
                 let scorer = try openScorer(path, limits: limitOptions.limits, threads: threads)
                 for batch in sizes {
-                    let m = try Self.measure(scorer, batch: batch, seconds: seconds, type: EmbeddingElementType(rawValue: inputType)!)
+                    let m = try Self.measure(scorer, batch: batch, seconds: seconds, type: EmbeddingElementType(rawValue: inputType)!, workingSetBytes: workingSetMib << 20)
                     let gflops = m.rowsPerSecond * Double(scorer.flopsPerRow) / 1e9
                     print(pad(scorer.card.name, 38) + String(format: "  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%", batch, m.rowsPerSecond,
                                  m.secondsPerCall * 1e6, gflops, 100 * gflops / peak, 100 * m.checkFraction))
@@ -78,25 +82,32 @@ struct Bench: ParsableCommand {
         return values
     }
 
-    static func measure(_ scorer: Scorer, batch: Int, seconds: Double, type: EmbeddingElementType) throws -> Measurement {
+    static func measure(_ scorer: Scorer, batch: Int, seconds: Double, type: EmbeddingElementType, workingSetBytes: Int = 0) throws -> Measurement {
         let values = randomUnitRows(batch, scorer.inputWidth)
-        let input: Data
+        var input: Data
         switch type {
         case .float16: input = values.map { Float16($0) }.withUnsafeBytes { Data($0) }
         case .float32: input = values.withUnsafeBytes { Data($0) }
         case .float64: input = values.map { Double($0) }.withUnsafeBytes { Data($0) }
         }
+        let batchBytes = input.count
+        let copies = Swift.max(1, workingSetBytes / Swift.max(batchBytes, 1))
+        if copies > 1 { input = Data(repeating: 0, count: 0) + (0..<copies).reduce(into: Data()) { all, _ in all.append(input) } }
         let workspace = scorer.makeWorkspace(rows: batch)
         return try input.withUnsafeBytes { raw in
-            let b = EmbeddingBatch(base: raw.baseAddress!, rows: batch, columns: scorer.inputWidth, elementType: type)
-            _ = try scorer.score(b, workspace: workspace)
+            var next = 0
+            func nextBatch() -> EmbeddingBatch {
+                defer { next = (next + 1) % copies }
+                return EmbeddingBatch(base: raw.baseAddress! + next * batchBytes, rows: batch, columns: scorer.inputWidth, elementType: type)
+            }
+            _ = try scorer.score(nextBatch(), workspace: workspace)
             // Rounds of plain and checked scoring, alternated so that both see the same machine
             // (this kind of VM drifts from second to second); the figures are means over all rounds.
             var plain = 0.0, checked = 0.0
             let rounds = 5
             for _ in 0..<rounds {
-                plain += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.score(b, workspace: workspace) }
-                checked += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.scoreMeasuring(b, workspace: workspace) }
+                plain += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.score(nextBatch(), workspace: workspace) }
+                checked += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.scoreMeasuring(nextBatch(), workspace: workspace) }
             }
             plain /= Double(rounds)
             return Measurement(rowsPerSecond: Double(batch) / plain, secondsPerCall: plain, checkFraction: checked / Double(rounds) / plain - 1)

@@ -17,6 +17,14 @@ final class InputStatisticsTests: XCTestCase {
         XCTAssertEqual(s.warning(precondition: "none"), "1 of 5 rows hold NaN or infinity")
     }
 
+    func testToleranceBoundsAreOnTheNormNotItsSquare() {
+        // Norms 1.009 and 0.991 are inside 1 ± 0.01; 1.011 and 0.989 are outside.
+        let s = stats([1.009, 0, 0.991, 0, 1.011, 0, 0.989, 0], columns: 2)
+        XCTAssertEqual(s.offNormRows, 2)
+        XCTAssertEqual(s.minNorm!, 0.989, accuracy: 1e-6)
+        XCTAssertEqual(s.maxNorm!, 1.011, accuracy: 1e-6)
+    }
+
     func testHugeFiniteValuesAreOffNormNotNonFinite() {
         let s = stats([3e20, 0, 0.6, 0.8], columns: 2)
         XCTAssertEqual(s.nonFiniteRows, 0)
