@@ -91,6 +91,9 @@ def main():
         # In a child, so that this process stays small: a forked child's peak RSS starts at ours.
         subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, %r); import run; run.write_shard(%r, %d, 768)"
                         % (os.path.dirname(os.path.abspath(__file__)), shard, a.rows)], check=True)
+    # Write the new shard back to disk first: otherwise the kernel flushes 1.5 GB of dirty pages
+    # while the run is timed (that alone cost a third of the rate here).
+    os.sync()
     # The in-memory rate of the same head on the same element type at the same batch size,
     # measured just before, since this machine's speed drifts from minute to minute.
     out = subprocess.run([exe, "bench", models["l14"], "--batch-sizes", "4096", "--seconds", "3", "--input-type", "float16"], check=True,
