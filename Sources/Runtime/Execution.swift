@@ -9,9 +9,11 @@ import Foundation
 // 2 cores (OpenBLAS 0.3.21): 4096×512 · 512×32 takes 2.35 ms with 2 OpenBLAS threads and 1.65 ms
 // with one, while two threads that each multiply half the rows single-threaded take 0.92 ms;
 // L/14's products gain 1.7–1.9× the same way, and H/14's 1024-wide ones lose under 5 %. Two
-// callers of threaded OpenBLAS also serialise on its lock. So the scorer keeps OpenBLAS at one
-// thread and splits a batch by rows itself: each part runs the whole graph on its own rows, in
-// its own rows of the workspace, so the parts share nothing but the read-only weights.
+// callers of threaded OpenBLAS also serialise on its lock. So the scorer splits a large batch
+// by rows itself, with OpenBLAS at one thread: each part runs the whole graph on its own rows,
+// in its own rows of the workspace, so the parts share nothing but the read-only weights.
+// Small batches run as one part, with OpenBLAS threads only when the work is worth them
+// (`plan(rows:)`).
 //
 // Input pass: the first pass over the input (widening f16/f64, or the first `normalize`, fused
 // with the copy for f32) also sums each row's squares, so the input checks (`InputStatistics`)
@@ -125,7 +127,7 @@ extension Scorer {
         var width = d
         var remaining = steps[...]
         switch (batch.elementType, steps.first) {
-        case (_, .dense(let weight, let bias, let inputs, let outputs, let relu)?) where outputs <= 4 && Self.hasAVX2FMA:
+        case (_, .dense(let weight, let bias, _, let outputs, let relu)?) where outputs <= 4 && Self.hasAVX2FMA:
             // A product this narrow (the violence prompts: 2 outputs) is a few dot products per
             // row; one pass computes them and the row's sum of squares, so the input check
             // reads nothing twice (BLAS and a separate check made the check cost 20–35 %).
@@ -139,7 +141,6 @@ extension Scorer {
                     }
                 }
             }
-            _ = inputs
             Self.addBiasAndRelu(bias, relu: relu, rows: n, outputs: outputs, to: a)
             width = outputs
             remaining = steps.dropFirst()
