@@ -92,20 +92,27 @@ extension Scorer {
         var labels = [Int64](repeating: 0, count: producesLabels ? n : 0)
         let (parts, blasThreads) = plan(rows: n)
         let sums = measuring ? workspace.sumsOfSquares : nil
+        // Each part measures its own rows, on its own thread, while their sums are in cache.
+        var partStatistics = [InputStatistics](repeating: InputStatistics(), count: measuring ? parts : 0)
         BLASThreads.use(blasThreads)
         scores.withUnsafeMutableBufferPointer { scoreBuffer in
             labels.withUnsafeMutableBufferPointer { labelBuffer in
-                let output = Output(scores: scoreBuffer.baseAddress!, labels: labelBuffer.baseAddress)
-                let runPart = { (part: Int) in
-                    let rows = (n * part / parts)..<(n * (part + 1) / parts)
-                    self.runPart(batch, rows: rows, workspace: workspace, sumsOfSquares: sums, output: output)
+                partStatistics.withUnsafeMutableBufferPointer { statistics in
+                    let output = Output(scores: scoreBuffer.baseAddress!, labels: labelBuffer.baseAddress)
+                    let runPart = { (part: Int) in
+                        let rows = (n * part / parts)..<(n * (part + 1) / parts)
+                        self.runPart(batch, rows: rows, workspace: workspace, sumsOfSquares: sums, output: output,
+                                     statistics: statistics.baseAddress.map { $0 + part })
+                    }
+                    parallelFor(parts, runPart)
                 }
-                parallelFor(parts, runPart)
             }
         }
         let result = ScoreResult(rows: n, columns: outputWidth, scores: scores, labels: producesLabels ? labels : nil)
-        guard let sums else { return (result, nil) }
-        return (result, InputStatistics(sumsOfSquares: UnsafeBufferPointer(start: sums, count: n), of: batch))
+        guard measuring else { return (result, nil) }
+        var statistics = InputStatistics()
+        for part in partStatistics { statistics.merge(part) }
+        return (result, statistics)
     }
 
     /// Where the parts write their results.
@@ -116,7 +123,8 @@ extension Scorer {
 
     /// Runs the whole graph on `rows` of `batch`, in the same rows of the workspace.
     private func runPart(_ whole: EmbeddingBatch, rows: Range<Int>, workspace: ScoreWorkspace,
-                         sumsOfSquares: UnsafeMutablePointer<Float>?, output: Output) {
+                         sumsOfSquares: UnsafeMutablePointer<Float>?, output: Output,
+                         statistics: UnsafeMutablePointer<InputStatistics>?) {
         let n = rows.count
         let d = inputWidth
         let batch = EmbeddingBatch(base: whole.base + rows.lowerBound * d * whole.elementType.byteSize,
@@ -177,6 +185,9 @@ extension Scorer {
                 batch.copyRowAsFloat32(r, into: row)
                 sums?[r] = Self.sumOfSquares(row, count: d)
             }
+        }
+        if let sums, let statistics {
+            statistics.pointee = InputStatistics(sumsOfSquares: UnsafeBufferPointer(start: sums, count: n), of: batch)
         }
         for step in remaining {
             switch step {

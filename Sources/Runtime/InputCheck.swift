@@ -44,13 +44,33 @@ public struct InputStatistics: Sendable, Equatable {
     /// Statistics from each row's Σ x² (computed on the row as Float32); only a row whose sum
     /// is not finite is looked at again, element by element, to tell NaN/∞ from overflow.
     /// Norms are compared as sums of squares against (1 ± tolerance)², so only the smallest
-    /// and largest sum need a square root.
+    /// and largest sum need a square root. Sums of squares are never negative, so their bit
+    /// patterns order like their values, with ∞ and NaN above every finite sum: the common
+    /// case is an integer loop the compiler vectorises (next to a 32 ns-per-row head, a scalar
+    /// loop with a square root per row took a tenth of the time). A batch holding a non-finite
+    /// sum is measured row by row.
     init(sumsOfSquares sums: UnsafeBufferPointer<Float>, of batch: EmbeddingBatch) {
         rows = batch.rows
-        let low = Float((1 - Self.normTolerance) * (1 - Self.normTolerance))
-        let high = Float((1 + Self.normTolerance) * (1 + Self.normTolerance))
-        var smallest = Float.infinity, largest = -Float.infinity
+        guard !sums.isEmpty else { return }
+        let low = Float((1 - Self.normTolerance) * (1 - Self.normTolerance)).bitPattern
+        let high = Float((1 + Self.normTolerance) * (1 + Self.normTolerance)).bitPattern
+        let infinity = Float.infinity.bitPattern
+        var smallest = UInt32.max, largest: UInt32 = 0, offNorm: UInt32 = 0
+        let bits = UnsafeRawPointer(sums.baseAddress!).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<sums.count {
+            let b = bits[i]
+            smallest = Swift.min(smallest, b)
+            largest = Swift.max(largest, b)
+            offNorm &+= (b < low || b > high) ? 1 : 0
+        }
+        if largest < infinity {
+            offNormRows = Int(offNorm)
+            minNorm = Double(Float(bitPattern: smallest)).squareRoot()
+            maxNorm = Double(Float(bitPattern: largest)).squareRoot()
+            return
+        }
         var finiteRows = 0
+        var lowest = Float.infinity, highest = -Float.infinity
         for (r, sum) in sums.enumerated() {
             if !sum.isFinite,
                (0..<batch.columns).contains(where: { !batch.value(row: r, column: $0).isFinite }) {
@@ -59,13 +79,13 @@ public struct InputStatistics: Sendable, Equatable {
             }
             // A sum that is infinite here came from finite values whose squares overflow.
             finiteRows += 1
-            smallest = Swift.min(smallest, sum)
-            largest = Swift.max(largest, sum)
-            if sum < low || sum > high { offNormRows += 1 }
+            lowest = Swift.min(lowest, sum)
+            highest = Swift.max(highest, sum)
+            if sum.bitPattern < low || sum.bitPattern > high { offNormRows += 1 }
         }
         if finiteRows > 0 {
-            minNorm = Double(smallest).squareRoot()
-            maxNorm = Double(largest).squareRoot()
+            minNorm = Double(lowest).squareRoot()
+            maxNorm = Double(highest).squareRoot()
         }
     }
 

@@ -17,6 +17,21 @@ final class InputStatisticsTests: XCTestCase {
         XCTAssertEqual(s.warning(precondition: "none"), "1 of 5 rows hold NaN or infinity")
     }
 
+    func testAllFiniteBatchesTakeTheBitPatternPathWithTheSameAnswers() {
+        // No NaN or ∞: counted from the sums' bit patterns. The same rows with a NaN row added
+        // take the row-by-row path and must agree on everything else.
+        let rows: [Float] = [0, 0, 0.6, 0.8, 3, 4, 0.8, 0.6]
+        let fast = stats(rows, columns: 2)
+        let slow = stats(rows + [.nan, 1], columns: 2)
+        XCTAssertEqual(fast.offNormRows, 2, "the zero row and the norm-5 row")
+        XCTAssertEqual(fast.minNorm, 0)
+        XCTAssertEqual(fast.maxNorm!, 5, accuracy: 1e-6)
+        XCTAssertEqual(slow.nonFiniteRows, 1)
+        XCTAssertEqual(slow.offNormRows, fast.offNormRows)
+        XCTAssertEqual(slow.minNorm, fast.minNorm)
+        XCTAssertEqual(slow.maxNorm, fast.maxNorm)
+    }
+
     func testToleranceBoundsAreOnTheNormNotItsSquare() {
         // Norms 1.009 and 0.991 are inside 1 ± 0.01; 1.011 and 0.989 are outside.
         let s = stats([1.009, 0, 0.991, 0, 1.011, 0, 0.989, 0], columns: 2)
