@@ -102,7 +102,7 @@ extension Scorer {
                     let runPart = { (part: Int) in
                         let rows = (n * part / parts)..<(n * (part + 1) / parts)
                         self.runPart(batch, rows: rows, workspace: workspace, sumsOfSquares: sums, output: output,
-                                     statistics: statistics.baseAddress.map { $0 + part })
+                                     statistics: measuring ? statistics.baseAddress! + part : nil)
                     }
                     parallelFor(parts, runPart)
                 }
