@@ -19,8 +19,9 @@ public final class Scorer: Sendable {
     public let producesLabels: Bool
     /// Floating-point operations of the matrix products per input row (2 × in × out per dense).
     public let flopsPerRow: Int
-    /// How many threads one call may use (row parts of a batch, or output slices of a large
-    /// matrix-vector product). 1 runs everything on the calling thread.
+    /// How many threads one call may use: row parts of a large batch, or OpenBLAS threads for
+    /// a small batch with enough work (H/14's one-row call). 1 runs everything on the calling
+    /// thread with OpenBLAS at one thread.
     public let parallelism: Int
     let steps: [Step]
     let maxWidth: Int
