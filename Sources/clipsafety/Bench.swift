@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
         }
         guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be in (0, 600]") }
         guard EmbeddingElementType(rawValue: inputType) != nil else { throw ValidationError("--input-type must be float16, float32 or float64") }
-        guard (0...65536).contains(workingSetMib) else { throw ValidationError("--working-set-mib must be in 0...65536") }
+        guard (0...4096).contains(workingSetMib) else { throw ValidationError("--working-set-mib must be in 0...4096") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024") }
     }
 
@@ -92,7 +92,11 @@ struct Bench: ParsableCommand {
         }
         let batchBytes = input.count
         let copies = Swift.max(1, workingSetBytes / Swift.max(batchBytes, 1))
-        if copies > 1 { input = Data(repeating: 0, count: 0) + (0..<copies).reduce(into: Data()) { all, _ in all.append(input) } }
+        if copies > 1 {
+            var all = Data(capacity: copies * batchBytes)
+            for _ in 0..<copies { all.append(input) }
+            input = all
+        }
         let workspace = scorer.makeWorkspace(rows: batch)
         return try input.withUnsafeBytes { raw in
             var next = 0
