@@ -37,56 +37,73 @@ static inline float sum8(__m256 v) {
     return _mm_cvtss_f32(half);
 }
 
-// One row against K prompts; K is a compile-time constant in each expansion below so that the
-// accumulators stay in registers. Two sets of accumulators (even and odd blocks of 8) keep two
-// FMA chains in flight per sum: with one, each step waited for the previous FMA, and the sum
-// of squares was a chain of its own that added a fifth to the time; with two, loads bound the
-// loop and the sum of squares rides along.
-#define FEW_DOTS_ROW(K)                                                                    \
-    {                                                                                     \
-        __m256 acc[K], odd[K], squares = _mm256_setzero_ps(), squares2 = squares;         \
-        for (size_t j = 0; j < K; j++) { acc[j] = _mm256_setzero_ps(); odd[j] = acc[j]; } \
-        size_t i = 0;                                                                     \
-        for (; i + 16 <= width; i += 16) {                                                \
-            __m256 v = _mm256_loadu_ps(row + i), u = _mm256_loadu_ps(row + i + 8);        \
-            if (sums) {                                                                   \
-                squares = _mm256_fmadd_ps(v, v, squares);                                 \
-                squares2 = _mm256_fmadd_ps(u, u, squares2);                               \
-            }                                                                             \
-            for (size_t j = 0; j < K; j++) {                                              \
-                acc[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + j * width + i), acc[j]);  \
-                odd[j] = _mm256_fmadd_ps(u, _mm256_loadu_ps(w + j * width + i + 8), odd[j]); \
-            }                                                                             \
-        }                                                                                 \
-        for (; i + 8 <= width; i += 8) {                                                  \
-            __m256 v = _mm256_loadu_ps(row + i);                                          \
-            if (sums) squares = _mm256_fmadd_ps(v, v, squares);                           \
-            for (size_t j = 0; j < K; j++)                                                \
-                acc[j] = _mm256_fmadd_ps(v, _mm256_loadu_ps(w + j * width + i), acc[j]);  \
-        }                                                                                 \
-        for (size_t j = 0; j < K; j++) {                                                  \
-            float total = sum8(_mm256_add_ps(acc[j], odd[j]));                            \
-            for (size_t t = i; t < width; t++) total += row[t] * w[j * width + t];        \
-            out[r * K + j] = total;                                                       \
-        }                                                                                 \
-        if (sums) {                                                                       \
-            float total = sum8(_mm256_add_ps(squares, squares2));                         \
-            for (size_t t = i; t < width; t++) total += row[t] * row[t];                  \
-            sums[r] = total;                                                              \
-        }                                                                                 \
+// `block` rows against k prompts, 8 floats a step. Always inlined with constant k, block and
+// measure, so that the block·k dot accumulators and the block sums of squares are registers and
+// the loops unroll. One row at a time, each step loaded k weight vectors for k FMAs; a block
+// shares them. Measured in a C harness on 2 cores (Zen 3; 4096 rows of 512 in cache, 2 prompts):
+// one row at a time 132 µs a batch, 178 µs with the sums; blocks of 4 rows 113 µs, 124 µs with
+// the sums. The sum of squares is one FMA a step per row beside the k of the dots, so with rows
+// in cache it cannot be free: for 2 prompts it is half as much arithmetic again.
+// Every row is summed in the same order whatever the block, so a row scores the same to the
+// bit in a block or alone (the tail of a batch runs one row at a time).
+__attribute__((target("avx2,fma"), always_inline))
+static inline void few_dots_block(const float *x, size_t width, const float *w, float *out, float *sums,
+                                  const size_t k, const size_t block, const int measure) {
+    __m256 acc[4][4], squares[4];
+    for (size_t q = 0; q < block; q++) {
+        squares[q] = _mm256_setzero_ps();
+        for (size_t j = 0; j < k; j++) acc[q][j] = _mm256_setzero_ps();
     }
+    size_t i = 0;
+    for (; i + 8 <= width; i += 8) {
+        __m256 weights[4];
+        for (size_t j = 0; j < k; j++) weights[j] = _mm256_loadu_ps(w + j * width + i);
+        for (size_t q = 0; q < block; q++) {
+            __m256 v = _mm256_loadu_ps(x + q * width + i);
+            if (measure) squares[q] = _mm256_fmadd_ps(v, v, squares[q]);
+            for (size_t j = 0; j < k; j++) acc[q][j] = _mm256_fmadd_ps(v, weights[j], acc[q][j]);
+        }
+    }
+    for (size_t q = 0; q < block; q++) {
+        const float *row = x + q * width;
+        for (size_t j = 0; j < k; j++) {
+            float total = sum8(acc[q][j]);
+            for (size_t t = i; t < width; t++) total += row[t] * w[j * width + t];
+            out[q * k + j] = total;
+        }
+        if (measure) {
+            float total = sum8(squares[q]);
+            for (size_t t = i; t < width; t++) total += row[t] * row[t];
+            sums[q] = total;
+        }
+    }
+}
+
+// Blocks of `block` rows, then the rest one at a time. The block is as large as AVX2's 16
+// registers allow: block·(k + 1) accumulators, k weights and a step of one row.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void few_dots(const float *x, size_t rows, size_t width, const float *w, float *out, float *sums,
+                            const size_t k, const size_t block, const int measure) {
+    size_t r = 0;
+    for (; r + block <= rows; r += block)
+        few_dots_block(x + r * width, width, w, out + r * k, measure ? sums + r : NULL, k, block, measure);
+    for (; r < rows; r++)
+        few_dots_block(x + r * width, width, w, out + r * k, measure ? sums + r : NULL, k, 1, measure);
+}
 
 __attribute__((target("avx2,fma")))
 void clipsafety_few_dots_avx2(const float *x, size_t rows, size_t width, const float *w, size_t k,
                               float *out, float *sums) {
-    for (size_t r = 0; r < rows; r++) {
-        const float *row = x + r * width;
-        switch (k) {
-        case 1: FEW_DOTS_ROW(1) break;
-        case 2: FEW_DOTS_ROW(2) break;
-        case 3: FEW_DOTS_ROW(3) break;
-        default: FEW_DOTS_ROW(4) break;
-        }
+    int measure = sums != NULL;
+    switch (k * 2 + (size_t)measure) {
+    case 2: few_dots(x, rows, width, w, out, sums, 1, 4, 0); break;
+    case 3: few_dots(x, rows, width, w, out, sums, 1, 4, 1); break;
+    case 4: few_dots(x, rows, width, w, out, sums, 2, 4, 0); break;
+    case 5: few_dots(x, rows, width, w, out, sums, 2, 4, 1); break;
+    case 6: few_dots(x, rows, width, w, out, sums, 3, 3, 0); break;
+    case 7: few_dots(x, rows, width, w, out, sums, 3, 3, 1); break;
+    case 8: few_dots(x, rows, width, w, out, sums, 4, 2, 0); break;
+    default: few_dots(x, rows, width, w, out, sums, 4, 2, 1); break;
     }
 }
 

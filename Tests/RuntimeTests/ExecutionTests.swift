@@ -133,4 +133,40 @@ final class ExecutionTests: XCTestCase {
             }
         }
     }
+
+    /// The narrow-product kernel takes rows in blocks of 2-4; a row's scores and sum of squares
+    /// must not depend on its block, its place in the batch or the element type it was widened
+    /// from: the same embedding gives the same bits alone, in any batch, as float16 or float32.
+    func testNarrowProductRowsScoreTheSameBitsInAnyBatch() throws {
+        let n = 29  // no multiple of 2, 3, 4 or the 12 rows widened at a time
+        let values = Self.rows(n).map { Float(Float16($0)) }  // exact in float16 too
+        let halves = values.map { Float16($0) }
+        for prompts in 1...4 {
+            let scorer = try Self.promptModel(prompts: prompts)
+            let whole = try scorer.score(values, rows: n)
+            let fromHalves = try halves.withUnsafeBytes { raw in
+                try scorer.score(EmbeddingBatch(base: raw.baseAddress!, rows: n, columns: Self.width, elementType: .float16))
+            }
+            let shifted = try scorer.score(Array(values[Self.width...]), rows: n - 1)
+            XCTAssertEqual(whole.scores.map(\.bitPattern), fromHalves.scores.map(\.bitPattern), "\(prompts) prompts: float16 rows")
+            XCTAssertEqual(Array(whole.scores[prompts...]).map(\.bitPattern), shifted.scores.map(\.bitPattern), "\(prompts) prompts: batch starting one row later")
+            for r in [0, 1, 2, 3, 5, 11, 12, 27, 28] {
+                let alone = try scorer.score(Array(values[(r * Self.width)..<((r + 1) * Self.width)]), rows: 1)
+                XCTAssertEqual(alone.scores.map(\.bitPattern), Array(whole.scores[(r * prompts)..<((r + 1) * prompts)]).map(\.bitPattern),
+                               "\(prompts) prompts, row \(r) alone")
+            }
+            // The sums measured in blocks: the same statistics as a separate pass over the rows.
+            let measured = try values.withUnsafeBytes { raw in
+                try scorer.scoreMeasuring(EmbeddingBatch(base: raw.baseAddress!, rows: n, columns: Self.width, elementType: .float32),
+                                          workspace: scorer.makeWorkspace(rows: n)).statistics
+            }
+            let separate = values.withUnsafeBytes { raw in
+                InputStatistics(EmbeddingBatch(base: raw.baseAddress!, rows: n, columns: Self.width, elementType: .float32))
+            }
+            XCTAssertEqual(measured.offNormRows, separate.offNormRows, "\(prompts) prompts")
+            XCTAssertEqual(measured.nonFiniteRows, 1, "\(prompts) prompts")
+            XCTAssertEqual(measured.minNorm!, separate.minNorm!, accuracy: 1e-6)
+            XCTAssertEqual(measured.maxNorm!, separate.maxNorm!, accuracy: 1e-5)
+        }
+    }
 }

@@ -19,7 +19,9 @@ int clipsafety_has_avx2_fma(void);
 /// For each of `rows` rows of `x` (`width` floats each, row-major): the dot products with the
 /// `k` rows of `w` (k × width, 1 ≤ k ≤ 4) into `out` (rows × k), and, when `sums` is not NULL,
 /// the row's sum of squares into sums[row]: one pass over the input for a product too narrow
-/// for BLAS to be efficient and the input check. Call only when clipsafety_has_avx2_fma() != 0.
+/// for BLAS to be efficient and the input check. Rows go in blocks of 2-4 that share each
+/// weight load; a row's results do not depend on its block (the same bits alone or in a batch).
+/// Call only when clipsafety_has_avx2_fma() != 0.
 void clipsafety_few_dots_avx2(const float *x, size_t rows, size_t width, const float *w, size_t k,
                               float *out, float *sums);
 
