@@ -11,7 +11,10 @@ Writes its scratch files under benchmarks/.scratch/ (git-ignored) and prints:
   2. process start to first score for a native model (median of 20 runs, one-row input);
   3. `clipsafety score` of an N x 768 float16 shard (default 1 M rows, 1.5 GB): rows/s and peak
      RSS, next to the in-memory rate of the same head on float16 rows at batch 4096, measured
-     just before.
+     just before;
+  4. the input check's cost where `score` pays it: `clipsafety bench --input` on that shard and
+     on a float32 copy of its first quarter, for the L/14 port and the L/14 violence prompts
+     (the head with the least arithmetic per row, so the check's largest share).
 """
 import argparse
 import os
@@ -26,7 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRATCH = os.path.join(ROOT, "benchmarks", ".scratch")
 HEADS = [("clip_ViT-B-32_openai_binary_nsfw_head.pth", "b32"),
          ("clip_ViT-L-14_openai_binary_nsfw_head.pth", "l14"),
-         ("h14_nsfw.pth", "h14")]
+         ("h14_nsfw.pth", "h14"),
+         ("violence_detection_vit_l_14.npy", "violence_l14")]
 
 
 def cli():
@@ -108,6 +112,19 @@ def main():
     rate = a.rows / elapsed
     print("L/14 port: %.0f rows/s (%.0f%% of the in-memory float16 rate, %.0f emb/s, measured just before), %.1f s including start-up, peak RSS %.0f MiB"
           % (rate, 100 * rate / in_memory, in_memory, elapsed, usage.ru_maxrss / 1024))
+
+    print("\n== 4. input-check cost on the rows `score` reads (bench --input: the file memory-mapped, batches of 4096)")
+    shard32 = os.path.join(SCRATCH, "shard_f32.npy")
+    subprocess.run([sys.executable, "-c", "import numpy as np; a = np.load(%r, mmap_mode='r'); np.save(%r, np.asarray(a[:len(a) // 4], np.float32))"
+                    % (shard, shard32)], check=True)
+    os.sync()
+    print("model                                   batch   emb/s        µs/call    GFLOP/s  %sgemm  check")
+    for path, label in ((shard, "float16"), (shard32, "float32")):
+        for model in (models["l14"], models["violence_l14"]):
+            out = subprocess.run([exe, "bench", model, "--input", path, "--batch-sizes", "4096", "--seconds", "3"], check=True,
+                                 capture_output=True, text=True).stdout
+            print("\n".join(l + "   (" + label + " file)" for l in out.splitlines() if " 4096 " in l))
+    os.unlink(shard32)
     if not a.keep:
         os.unlink(shard)
 

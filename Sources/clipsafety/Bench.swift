@@ -6,7 +6,7 @@ import Runtime
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure scoring speed: embeddings/s and GFLOP/s per batch size, next to this machine's sgemm rate.",
-        discussion: "Inputs are random unit vectors. Scoring with and without the input check alternates in 5 rounds; figures are means. Figures go to stdout; nothing is written.")
+        discussion: "Inputs are random unit vectors, or the rows of --input. Scoring with and without the input check alternates in groups of calls about 50 µs long; figures are medians over the groups. Figures go to stdout; nothing is written.")
 
     @Argument(help: "Models to measure (native or upstream files).")
     var models: [String]
@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Option(help: "MiB of input to cycle through, so that batches come from memory rather than cache, as when streaming a file (default: one batch, reused).")
     var workingSetMib: Int = 0
 
+    @Option(help: ArgumentHelp("Rows from this .npy file instead of random ones, read batch after batch as `score` reads them (memory-mapped, released behind): the figures `score` sees.", valueName: "embeddings.npy"))
+    var input: String?
+
     @Option(help: "Threads per batch (default: every core).")
     var threads: Int?
 
@@ -38,6 +41,9 @@ struct Bench: ParsableCommand {
         guard EmbeddingElementType(rawValue: inputType) != nil else { throw ValidationError("--input-type must be float16, float32 or float64") }
         guard (0...4096).contains(workingSetMib) else { throw ValidationError("--working-set-mib must be in 0...4096") }
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be in 1...1024") }
+        if input != nil, inputType != "float32" || workingSetMib != 0 {
+            throw ValidationError("--input takes its rows and their type from the file; it goes without --input-type and --working-set-mib")
+        }
     }
 
     func run() throws {
@@ -51,10 +57,24 @@ struct Bench: ParsableCommand {
             print(String(format: "machine: %d cores, sgemm 4096x1024x1024 (OpenBLAS, %d threads): %.1f GFLOP/s", cores, cores, peak))
             print("model                                   batch   emb/s        µs/call    GFLOP/s  %sgemm  check")
             var measured: [(name: String, path: String, batch: Int, rowsPerSecond: Double)] = []
+            let embeddings = try input.map { path in try withFile(path) { try NpyArray(contentsOf: path) } }
             for path in models {
                 let scorer = try openScorer(path, limits: limitOptions.limits, threads: threads)
                 for batch in sizes {
-                    let m = try Self.measure(scorer, batch: batch, seconds: seconds, type: EmbeddingElementType(rawValue: inputType)!, workingSetBytes: workingSetMib << 20)
+                    let source: BenchInput
+                    if let embeddings {
+                        try withFile(input!) {
+                            try checkShape(embeddings, scorer: scorer)
+                            guard embeddings.shape[0] >= batch else {
+                                throw ClipSafetyError.mismatch("\(embeddings.shape[0]) rows, fewer than the batch size \(batch)")
+                            }
+                        }
+                        source = BenchInput(file: embeddings, rows: batch)
+                    } else {
+                        source = BenchInput(random: batch, columns: scorer.inputWidth, type: EmbeddingElementType(rawValue: inputType)!,
+                                            workingSetBytes: workingSetMib << 20)
+                    }
+                    let m = try Self.measure(scorer, batch: batch, seconds: seconds, input: source)
                     let gflops = m.rowsPerSecond * Double(scorer.flopsPerRow) / 1e9
                     print(pad(scorer.card.name, 38) + String(format: "  %6d  %11.0f  %9.1f  %8.2f  %5.0f%%  %4.1f%%", batch, m.rowsPerSecond,
                                  m.secondsPerCall * 1e6, gflops, 100 * gflops / peak, 100 * m.checkFraction))
@@ -72,50 +92,42 @@ struct Bench: ParsableCommand {
         var checkFraction: Double
     }
 
-    static func randomUnitRows(_ rows: Int, _ dim: Int) -> [Float] {
-        var rng = SystemRandomNumberGenerator()
-        var values = (0..<(rows * dim)).map { _ in Float.random(in: -1...1, using: &rng) }
-        for r in 0..<rows {
-            let norm = (0..<dim).reduce(Float(0)) { $0 + values[r * dim + $1] * values[r * dim + $1] }.squareRoot()
-            for c in 0..<dim { values[r * dim + c] /= norm }
+    /// Plain and checked scoring of batches from `input`, alternated.
+    static func measure(_ scorer: Scorer, batch: Int, seconds: Double, input: BenchInput) throws -> Measurement {
+        let workspace = scorer.makeWorkspace(rows: batch)
+        func plainCall() throws { try input.next { _ = try scorer.score($0, workspace: workspace) } }
+        func checkedCall() throws { try input.next { _ = try scorer.scoreMeasuring($0, workspace: workspace) } }
+        try plainCall()
+        // Plain and checked scoring alternate in groups of calls a few tens of µs long, the
+        // order flipping every pair, so that both see the same machine (this kind of VM
+        // drifts from second to second and by 2x at times); the figures are the medians of
+        // the groups, which a burst of another tenant's work moves far less than a mean.
+        let probe = try secondsPerCall(seconds: 0.01, plainCall)
+        let callsPerGroup = Swift.max(1, Int(50e-6 / probe))
+        var plain: [Double] = [], checked: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds || plain.count < 3 {
+            let plainFirst = plain.count % 2 == 0
+            for checking in plainFirst ? [false, true] : [true, false] {
+                let t = try timeGroup(callsPerGroup, checking ? checkedCall : plainCall)
+                if checking { checked.append(t) } else { plain.append(t) }
+            }
         }
-        return values
+        let plainSeconds = median(plain), checkedSeconds = median(checked)
+        return Measurement(rowsPerSecond: Double(batch) / plainSeconds, secondsPerCall: plainSeconds, checkFraction: checkedSeconds / plainSeconds - 1)
     }
 
-    static func measure(_ scorer: Scorer, batch: Int, seconds: Double, type: EmbeddingElementType, workingSetBytes: Int = 0) throws -> Measurement {
-        let values = randomUnitRows(batch, scorer.inputWidth)
-        var input: Data
-        switch type {
-        case .float16: input = values.map { Float16($0) }.withUnsafeBytes { Data($0) }
-        case .float32: input = values.withUnsafeBytes { Data($0) }
-        case .float64: input = values.map { Double($0) }.withUnsafeBytes { Data($0) }
-        }
-        let batchBytes = input.count
-        let copies = Swift.max(1, workingSetBytes / Swift.max(batchBytes, 1))
-        if copies > 1 {
-            var all = Data(capacity: copies * batchBytes)
-            for _ in 0..<copies { all.append(input) }
-            input = all
-        }
-        let workspace = scorer.makeWorkspace(rows: batch)
-        return try input.withUnsafeBytes { raw in
-            var next = 0
-            func nextBatch() -> EmbeddingBatch {
-                defer { next = (next + 1) % copies }
-                return EmbeddingBatch(base: raw.baseAddress! + next * batchBytes, rows: batch, columns: scorer.inputWidth, elementType: type)
-            }
-            _ = try scorer.score(nextBatch(), workspace: workspace)
-            // Rounds of plain and checked scoring, alternated so that both see the same machine
-            // (this kind of VM drifts from second to second); the figures are means over all rounds.
-            var plain = 0.0, checked = 0.0
-            let rounds = 5
-            for _ in 0..<rounds {
-                plain += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.score(nextBatch(), workspace: workspace) }
-                checked += try secondsPerCall(seconds: seconds / Double(2 * rounds)) { _ = try scorer.scoreMeasuring(nextBatch(), workspace: workspace) }
-            }
-            plain /= Double(rounds)
-            return Measurement(rowsPerSecond: Double(batch) / plain, secondsPerCall: plain, checkFraction: checked / Double(rounds) / plain - 1)
-        }
+    /// Mean seconds per call of `calls` calls of `body`.
+    static func timeGroup(_ calls: Int, _ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<calls { try body() }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(calls)
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     /// Mean seconds per call of `body` over at least `seconds` (and 3 calls).
