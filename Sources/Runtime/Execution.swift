@@ -28,16 +28,16 @@ enum BLASThreads {
 }
 
 extension Scorer {
-    /// True when the CPU has AVX2 and FMA, for `clipsafety_few_dots_avx2`.
+    /// True when the CPU has AVX2, FMA and F16C, for `clipsafety_few_dots_avx2` and `_f16_avx2`.
     static let hasAVX2FMA = clipsafety_has_avx2_fma() != 0
 
     /// Work (floating-point operations) below which a part is not worth a thread: about 40 µs
     /// of one core, well above the few µs that waking a worker costs.
     static let minimumFlopsPerPart = 4_000_000
 
-    /// Rows of float16/float64 input widened per call of the few-dot-products kernel: a
-    /// multiple of its row blocks (2, 3, 4), and 48 KB at H/14's width, within L2.
-    static let widenedRowsPerCall = 12
+    /// Rows of float64 input narrowed per call of the few-dot-products kernel: a multiple of
+    /// its row blocks (2, 3, 4), and 48 KB at H/14's width, within L2.
+    static let narrowedRowsPerCall = 12
 
     /// Scores a batch. Throws `.mismatch` when its width is not the model's input width.
     public func score(_ batch: EmbeddingBatch) throws -> ScoreResult {
@@ -155,14 +155,18 @@ extension Scorer {
             // row; one pass computes them and the row's sum of squares, so the input check
             // reads nothing twice (BLAS and a separate check made the check cost 20–35 %).
             weight.withUnsafeBufferPointer { w in
-                if batch.elementType == .float32 {
+                switch batch.elementType {
+                case .float32:
                     clipsafety_few_dots_avx2(batch.base.assumingMemoryBound(to: Float.self), n, d, w.baseAddress!, outputs, a, sums)
-                } else {
-                    // Widened a few rows at a time, so that they are still in cache when the
+                case .float16:
+                    // Widened in registers: the same bits as float32 rows, one pass over memory.
+                    clipsafety_few_dots_f16_avx2(batch.base.assumingMemoryBound(to: UInt16.self), n, d, w.baseAddress!, outputs, a, sums)
+                case .float64:
+                    // Narrowed a few rows at a time, so that they are still in cache when the
                     // kernel reads them in its blocks of rows (12 is a multiple of each block).
                     var first = 0
                     while first < n {
-                        let count = Swift.min(Self.widenedRowsPerCall, n - first)
+                        let count = Swift.min(Self.narrowedRowsPerCall, n - first)
                         for r in 0..<count { batch.copyRowAsFloat32(first + r, into: b + r * d) }
                         clipsafety_few_dots_avx2(b, count, d, w.baseAddress!, outputs, a + first * outputs, sums.map { $0 + first })
                         first += count

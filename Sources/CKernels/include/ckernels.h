@@ -13,7 +13,7 @@ int clipsafety_has_f16c(void);
 /// float16 is a float32; NaN payloads are kept). Call only when clipsafety_has_f16c() != 0.
 void clipsafety_widen_halves_f16c(const uint16_t *src, float *dst, size_t count);
 
-/// Non-zero when this CPU has AVX2 and FMA (clipsafety_few_dots_avx2).
+/// Non-zero when this CPU has AVX2, FMA and F16C (clipsafety_few_dots_avx2 and _f16_avx2).
 int clipsafety_has_avx2_fma(void);
 
 /// For each of `rows` rows of `x` (`width` floats each, row-major): the dot products with the
@@ -24,5 +24,10 @@ int clipsafety_has_avx2_fma(void);
 /// Call only when clipsafety_has_avx2_fma() != 0.
 void clipsafety_few_dots_avx2(const float *x, size_t rows, size_t width, const float *w, size_t k,
                               float *out, float *sums);
+
+/// clipsafety_few_dots_avx2 on float16 rows (IEEE bit patterns), widened in registers: the
+/// same results to the bit as widening the rows to float32 first.
+void clipsafety_few_dots_f16_avx2(const uint16_t *x, size_t rows, size_t width, const float *w, size_t k,
+                                  float *out, float *sums);
 
 #endif
