@@ -138,7 +138,7 @@ final class ExecutionTests: XCTestCase {
     /// must not depend on its block, its place in the batch or the element type it was widened
     /// from: the same embedding gives the same bits alone, in any batch, as float16 or float32.
     func testNarrowProductRowsScoreTheSameBitsInAnyBatch() throws {
-        let n = 29  // no multiple of 2, 3, 4 or the 12 rows widened at a time
+        let n = 29  // no multiple of the blocks (2, 3, 4) nor of the 12 float64 rows narrowed at a time
         let values = Self.rows(n).map { Float(Float16($0)) }  // exact in float16 too
         let halves = values.map { Float16($0) }
         for prompts in 1...4 {
