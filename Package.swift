@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "ClipSafetyConverters", targets: ["Converters"]),
         // Opens any model file (identification + conversion); used by the fuzz harness too.
         .library(name: "ClipSafetyInspect", targets: ["Inspect"]),
+        // The command-line tool as a library, so commands are tested in process.
+        .library(name: "ClipSafetyCLI", targets: ["CLI"]),
         .executable(name: "clipsafety", targets: ["clipsafety"]),
     ],
     dependencies: [
@@ -32,28 +34,36 @@ let package = Package(
 
         // CPU-specific kernels chosen at run time (F16C widening); plain C, no flags.
         .target(name: "CKernels"),
-        .target(name: "Runtime", dependencies: ["CBLAS", "CKernels"]),
+        // Bytes, errors and exit codes, reader limits, atomic files: below every other module.
+        .target(name: "Core"),
+        .target(name: "Runtime", dependencies: ["Core", "CBLAS", "CKernels"]),
         .target(
             name: "Converters",
             dependencies: [
-                "Runtime", "CZip", "CHDF5",
+                "Core", "Runtime", "CZip", "CHDF5",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["Proto/tensorflow_savedmodel.proto", "Proto/keras_saved_metadata.proto"]),
-        .target(name: "Inspect", dependencies: ["Runtime", "Converters"]),
-        .executableTarget(
-            name: "clipsafety",
+            exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto"]),
+        .target(name: "Inspect", dependencies: ["Core", "Runtime", "Converters"]),
+        // Long-running work the commands start: verification, comparison, folder scoring.
+        .target(
+            name: "Jobs",
+            dependencies: ["Core", "Runtime", "Converters", "Inspect", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "CLI",
             dependencies: [
-                "Runtime", "Converters", "Inspect",
+                "Core", "Runtime", "Converters", "Inspect", "Jobs", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "clipsafety", dependencies: ["CLI"]),
 
         // Shared test helpers (fixture paths, scratch folders); used by tests only.
-        .target(name: "TestSupport", dependencies: ["Runtime"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Core", "Runtime"], path: "Tests/TestSupport"),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
         .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["Runtime", "Converters", "TestSupport"]),
+        .testTarget(name: "JobsTests", dependencies: ["Jobs", "Converters", "Runtime", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Jobs", "Runtime", "Converters", "Inspect", "TestSupport"]),
     ]
 )

@@ -36,6 +36,9 @@ public enum CardText {
                 text += ", class \(i) = \(p)"
             }
             return text + source(card)
+        case .unknown:
+            let kind = card.outputKind == .probability ? "values in [0, 1]" : "values"
+            return "\(kind) of unstated meaning (\(card.outputColumns.joined(separator: ", "))); no decision is made" + source(card)
         case .binaryNSFW, .regression:
             var text: String
             switch card.outputKind {

@@ -43,8 +43,6 @@ public struct InspectReport: Encodable, Sendable {
             case gitBlob = "git-blob"
             /// A native file whose provenance records the upstream file's SHA-256.
             case provenance
-            /// Only the file name matches: a stand-in or re-export given the entry's card defaults.
-            case fileName = "file-name"
         }
         public var name: String
         public var file: String
@@ -142,54 +140,43 @@ public enum FileSummary {
     }
 
     public static func inspect(path: String, options: Options = .init()) throws -> InspectReport {
-        let bytes = try MappedFile.map(path)
-        guard bytes.count <= options.limits.maxFileBytes else {
-            throw ClipSafetyError.limitExceeded("file of \(bytes.count) bytes exceeds the limit of \(options.limits.maxFileBytes) (raise with --max-file-bytes)")
-        }
-        return try inspect(bytes: bytes, path: path, options: options)
+        try inspect(bytes: try MappedFile.map(path, limits: options.limits), path: path, options: options)
     }
 
     public static func inspect(bytes: Data, path: String, options: Options = .init()) throws -> InspectReport {
-        let kind = try FileSniffer.identify(bytes, limits: options.limits)
+        let kind = try FormatRegistry.identify(bytes, limits: options.limits)
         let sha = sha256Hex(bytes)
-        let fileName = (path as NSString).lastPathComponent
         var report = InspectReport(
             file: .init(path: path, bytes: bytes.count, sha256: sha),
             format: .init(id: kind.rawValue, description: kind.summary, convertedInMemory: false),
             model: nil, tensors: nil)
-        let conversion = ConversionOptions(fileName: fileName, limits: options.limits)
+        let conversion = ConversionOptions(fileName: path, limits: options.limits)
         switch kind {
         case .native:
-            let model = try NativeModel(bytes: bytes)
+            let model = try ModelLoader.convert(bytes: bytes, options: conversion).model
             report.model = section(model: model, details: nil, identification: identification(provenance: model.source), provenance: model.source)
             if options.tensors { report.tensors = model.tensors.map { entry($0, stats: true) } }
-        case .safetensors:
-            let file = try SafetensorsFile(bytes: bytes)
-            report.tensors = file.tensors.map { entry($0, stats: options.tensors) }
-        case .npz:
-            let arrays = try NpzArchive.read(bytes: bytes, limits: options.limits)
-            report.tensors = try arrays.sorted { $0.key < $1.key }.map { try entry(name: $0.key, array: $0.value) }
+        case .safetensors, .npz:
+            let description = try FormatRegistry.describe(bytes, limits: options.limits)
+            report.tensors = try description.tensors.map { try entry($0.read(), stats: options.tensors || kind == .npz) }
         case .npy:
-            let array = try NpyArray(bytes: bytes)
-            report.tensors = [try entry(name: conversion.baseName, array: array)]
             // A bare matrix is a model only when the catalog knows it as a prompt matrix.
-            if let known = identification(bytes: bytes, sha: sha, fileName: fileName),
+            let description = try FormatRegistry.describe(bytes, limits: options.limits)
+            var array = try description.tensors[0].read()
+            array.name = CardPolicy.baseName(path)
+            report.tensors = [entry(array, stats: true)]
+            if let known = identification(bytes: bytes, sha: sha),
                Catalog.models.first(where: { $0.name == known.name })?.task == .promptClassifier {
-                // Matched by name only, a matrix that does not fit stays an array.
-                let converted = known.matchedBy == .fileName
-                    ? try? ModelLoader.convertWithDetails(bytes: bytes, kind: kind, options: conversion)
-                    : try ModelLoader.convertWithDetails(bytes: bytes, kind: kind, options: conversion)
-                if let (model, details) = converted {
-                    report.model = section(model: model, details: details, identification: known, provenance: nil)
-                    report.format.convertedInMemory = true
-                }
+                let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
+                report.model = section(model: converted.model, details: converted.details, identification: known, provenance: nil)
+                report.format.convertedInMemory = true
             }
         default:
-            let (model, details) = try ModelLoader.convertWithDetails(bytes: bytes, kind: kind, options: conversion)
+            let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
             report.format.convertedInMemory = true
-            report.model = section(model: model, details: details,
-                                   identification: identification(bytes: bytes, sha: sha, fileName: fileName), provenance: nil)
-            if options.tensors { report.tensors = model.tensors.map { entry($0, stats: true) } }
+            report.model = section(model: converted.model, details: converted.details,
+                                   identification: identification(bytes: bytes, sha: sha), provenance: nil)
+            if options.tensors { report.tensors = converted.model.tensors.map { entry($0, stats: true) } }
         }
         return report
     }
@@ -203,45 +190,19 @@ public enum FileSummary {
             layers: rows, totalParameters: LayerTable.totalParameters(rows))
     }
 
-    /// The catalog entry of an upstream file: by SHA-256, by git blob id, else by file name.
-    static func identification(bytes: Data, sha: String, fileName: String) -> InspectReport.Identification? {
-        if let m = Catalog.models.first(where: { $0.sha256 == sha }) {
-            return .init(name: m.name, file: m.file, matchedBy: .sha256)
-        }
-        if let m = Catalog.lookup(bytes: bytes) {
-            return .init(name: m.name, file: m.file, matchedBy: .gitBlob)
-        }
-        if let m = Catalog.lookup(fileName: fileName) {
-            return .init(name: m.name, file: m.file, matchedBy: .fileName)
-        }
-        return nil
+    /// The catalog entry of a file, by its bytes.
+    static func identification(bytes: Data, sha: String) -> InspectReport.Identification? {
+        guard let (m, match) = Catalog.identify(bytes: bytes, sha: sha) else { return nil }
+        return .init(name: m.name, file: m.file, matchedBy: match == .sha256 ? .sha256 : .gitBlob)
     }
 
     /// The catalog entry a native file was converted from, by the SHA-256 its provenance records.
     static func identification(provenance: Provenance) -> InspectReport.Identification? {
-        guard let m = Catalog.models.first(where: { $0.sha256 == provenance.sha256 }) else { return nil }
+        guard let m = Catalog.lookup(sha256: provenance.sha256) else { return nil }
         return .init(name: m.name, file: m.file, matchedBy: .provenance)
     }
 
     static func entry(_ t: Tensor, stats: Bool) -> InspectReport.TensorEntry {
         .init(name: t.name, dtype: t.dtype.rawValue, shape: t.shape, bytes: t.data.count, stats: stats ? TensorStats(t) : nil)
-    }
-
-    static func entry(name: String, array: NpyArray) throws -> InspectReport.TensorEntry {
-        let dtype = dtype(of: array.dtype)
-        return .init(name: name, dtype: dtype.rawValue, shape: array.shape, bytes: array.data.count,
-                     stats: TensorStats(data: array.data, dtype: dtype))
-    }
-
-    /// The safetensors dtype name of an `.npy` element type.
-    static func dtype(of npy: NpyDType) -> DType {
-        switch npy {
-        case .f2: return .f16
-        case .f4: return .f32
-        case .f8: return .f64
-        case .i8: return .i64
-        case .u1: return .u8
-        case .b1: return .bool
-        }
     }
 }

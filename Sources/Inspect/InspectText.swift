@@ -106,10 +106,9 @@ public enum InspectText {
 
     static func identificationText(_ id: InspectReport.Identification) -> String {
         switch id.matchedBy {
-        case .sha256: return "\(id.name): the upstream file \(id.file) (SHA-256 matches)"
-        case .gitBlob: return "\(id.name): the upstream file \(id.file) (git blob id matches)"
-        case .provenance: return "\(id.name): converted from the upstream file \(id.file) (provenance SHA-256 matches)"
-        case .fileName: return "card defaults of \(id.name) by file name; not the upstream bytes (a stand-in or re-export)"
+        case .sha256: return "\(id.name): the catalog file \(id.file) (SHA-256 matches)"
+        case .gitBlob: return "\(id.name): the catalog file \(id.file) (git blob id matches)"
+        case .provenance: return "\(id.name): converted from the catalog file \(id.file) (provenance SHA-256 matches)"
         }
     }
 

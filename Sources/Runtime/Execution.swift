@@ -1,3 +1,4 @@
+import Core
 import CBLAS
 import CKernels
 import Dispatch

@@ -5,6 +5,9 @@ public struct ModelCard: Codable, Equatable, Sendable {
         case binaryNSFW = "binary-nsfw"
         case promptClassifier = "prompt-classifier"
         case regression
+        /// Nobody has said what the head is for: the outputs are numbers without a meaning,
+        /// and no decision is made from them.
+        case unknown
     }
 
     public enum OutputKind: String, Codable, Sendable, CaseIterable {

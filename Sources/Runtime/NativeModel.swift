@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// A clipsafety native model: a safetensors file whose `__metadata__` carries the format
@@ -99,43 +100,5 @@ public struct NativeModel: Sendable, Equatable {
     public func write(to path: String) throws {
         let file = SafetensorsFile(metadata: try metadata(), tensors: tensors)
         try AtomicFile.write(to: path) { try file.write(to: $0) }
-    }
-}
-
-/// Writing files so that they appear whole or not at all.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        try write(to: path) { try $0.write(contentsOf: data) }
-    }
-
-    /// Runs `body` on a new temporary file beside `path` and renames it to `path` when `body`
-    /// returns. On any failure the temporary file is removed and `path` is left as it was.
-    public static func write(to path: String, _ body: (FileHandle) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw ClipSafetyError.io("output folder \(dir) does not exist")
-        }
-        let tmp = dir + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw ClipSafetyError.io("cannot create \(tmp): \(String(cString: strerror(errno)))")
-        }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        do {
-            try body(handle)
-            try handle.close()
-        } catch {
-            try? handle.close()
-            unlink(tmp)
-            if let e = error as? ClipSafetyError { throw e }
-            throw ClipSafetyError.io("cannot write \(tmp): \(error.localizedDescription)")
-        }
-        guard rename(tmp, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(tmp)
-            throw ClipSafetyError.io("cannot rename into place: \(message)")
-        }
     }
 }

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Element types `.npy` files may hold here. Object dtypes (`|O`, pickles) are refused.

@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Limits applied while reading a safetensors container.

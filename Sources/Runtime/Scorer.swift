@@ -1,3 +1,4 @@
+import Core
 import CBLAS
 import Foundation
 
@@ -65,6 +66,7 @@ public final class Scorer: Sendable {
 
     /// `parallelism` defaults to `Scorer.defaultParallelism`.
     public init(model: NativeModel, parallelism: Int? = nil) throws {
+        try model.validate(limits: nil)
         self.model = model
         self.parallelism = Swift.max(1, parallelism ?? Self.defaultParallelism)
         var tensors: [String: Tensor] = [:]

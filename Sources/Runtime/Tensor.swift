@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// A named, typed, shaped block of little-endian bytes: what a native file stores.

@@ -11,14 +11,15 @@ final class CatalogTests: XCTestCase {
         return try XCTUnwrap(object["models"] as? [[String: Any]])
     }
 
-    func testSwiftCatalogEqualsCatalogJSONForUpstreamFiles() throws {
-        let upstream = try catalogJSON().filter { $0["upstream_path"] is String }
-        XCTAssertEqual(upstream.count, Catalog.models.count)
-        for entry in upstream {
+    func testSwiftCatalogEqualsCatalogJSON() throws {
+        let entries = try catalogJSON()
+        XCTAssertEqual(entries.count, Catalog.models.count)
+        for entry in entries {
             let name = entry["name"] as? String
             let known = try XCTUnwrap(Catalog.models.first { $0.name == name }, "\(name ?? "?") missing in Catalog.swift")
             XCTAssertEqual(known.file, entry["file"] as? String)
             XCTAssertEqual(known.sha256, entry["sha256"] as? String)
+            XCTAssertEqual(known.mirrorSHA256, entry["mirror_sha256"] as? String)
             XCTAssertEqual(known.gitBlob, entry["git_blob"] as? String)
             XCTAssertEqual(known.format, entry["format"] as? String)
             XCTAssertEqual(known.backbone, entry["backbone"] as? String)
@@ -49,10 +50,10 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(Catalog.gitBlobID(Data("hello\n".utf8)), "ce013625030ba8dba906f756967f9e9ca394464a")
     }
 
-    func testFileNameFallbackFindsStandInsAndReExports() {
-        XCTAssertEqual(Catalog.lookup(fileName: "h14_nsfw_legacy.pth")?.name, "h14_nsfw")
-        XCTAssertEqual(Catalog.lookup(fileName: "clip_autokeras_nsfw_b32_dense.h5")?.name, "clip_autokeras_nsfw_b32")
-        XCTAssertNil(Catalog.lookup(fileName: "my_head.pth"))
+    func testMirrorStandInIsKnownByItsOwnDigest() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("h14_nsfw.pth")))
+        XCTAssertEqual(Catalog.identify(bytes: bytes)?.model.name, "h14_nsfw")
+        XCTAssertEqual(Catalog.identify(bytes: bytes)?.match, .sha256)
     }
 
     func testH14CardSaysRawUnboundedScore() {

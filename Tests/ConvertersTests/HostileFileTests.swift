@@ -25,7 +25,7 @@ final class HostileFileTests: XCTestCase {
     }
 
     private func torch(_ bytes: Data, limits: ReaderLimits = .init()) throws -> NativeModel {
-        try TorchConverter.convert(bytes: bytes, options: ConversionOptions(fileName: "hostile.pth", limits: limits))
+        try convertModel(bytes: bytes, options: ConversionOptions(fileName: "hostile.pth", limits: limits))
     }
 
     /// Both torch containers around one state dict whose first value `payload` writes.
@@ -266,8 +266,8 @@ final class HostileFileTests: XCTestCase {
             let zip = HostileZip.archive([.init(name: name, payload: Data("x".utf8)), .init(name: "m/version", payload: Data("3\n".utf8))])
             assertClipSafetyError([.unsafe], containing: "entry", name) { try ZipArchive(bytes: zip) }
             assertClipSafetyError([.unsafe], name) { try self.torch(zip) }
-            assertClipSafetyError([.unsafe], name) { try KerasV3Converter.convert(bytes: zip, options: ConversionOptions(fileName: "k.keras")) }
-            assertClipSafetyError([.unsafe], name) { try SavedModelConverter.convert(bytes: zip, options: ConversionOptions(fileName: "s.zip")) }
+            assertClipSafetyError([.unsafe], name) { try convertModel(bytes: zip, options: ConversionOptions(fileName: "k.keras")) }
+            assertClipSafetyError([.unsafe], name) { try convertModel(bytes: zip, options: ConversionOptions(fileName: "s.zip")) }
             assertClipSafetyError([.unsafe], name) { try NpzArchive.read(bytes: zip) }
         }
         // Nothing is ever extracted: the scratch folder holds only what the test put there.
@@ -313,7 +313,7 @@ final class HostileFileTests: XCTestCase {
                 try ZipArchive.write(members: contents.map { ($0.name, $0.name.hasSuffix(target) ? garbage : $0.data) }, to: path)
                 let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
                 assertClipSafetyError([.malformed, .truncated], target) {
-                    try SavedModelConverter.convert(bytes: bytes, options: ConversionOptions(fileName: "x.zip"))
+                    try convertModel(bytes: bytes, options: ConversionOptions(fileName: "x.zip"))
                 }
             }
         }
@@ -416,9 +416,9 @@ final class HostileFileTests: XCTestCase {
         var limits = ReaderLimits()
         limits.maxUncompressedBytes = 100
         let bytes = try KerasFixture.legacyH5([.dense("a", inputs: 4, units: 4), .dense("b", inputs: 4, units: 4)], width: 4)
-        XCTAssertNoThrow(try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5")))
+        XCTAssertNoThrow(try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5")))
         assertClipSafetyError([.limitExceeded], containing: "100 bytes") {
-            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5", limits: limits))
+            try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5", limits: limits))
         }
     }
 
@@ -429,16 +429,16 @@ final class HostileFileTests: XCTestCase {
         // `keras_version` attribute (v1 message at 832: name of 14 bytes at 840) loses its NUL.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
         XCTAssertEqual(Data(bytes[840..<854]), Data("keras_version".utf8) + Data([0]))
-        XCTAssertNoThrow(try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5")))
+        XCTAssertNoThrow(try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5")))
         bytes[853] = UInt8(ascii: "x")
         assertClipSafetyError([.malformed], containing: "name that does not end inside it") {
-            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+            try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
         }
         // An attribute whose name, type and shape sizes add up to more than its message.
         bytes[853] = 0
         bytes[836] = 0xff; bytes[837] = 0x7f  // datatype size 32767
         assertClipSafetyError([.malformed], containing: "larger than the message") {
-            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+            try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
         }
     }
 
@@ -447,13 +447,13 @@ final class HostileFileTests: XCTestCase {
         // finding that it runs past the end of the file.
         let found = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repoRoot + "/Tests/Fixtures/hostile/hdf5-header-declaring-4gib.h5"))
         assertClipSafetyError([.malformed], containing: "object header at 96") {
-            try KerasH5Converter.convert(bytes: found, options: ConversionOptions(fileName: "m.h5"))
+            try convertModel(bytes: found, options: ConversionOptions(fileName: "m.h5"))
         }
         // By hand: the upstream file's root header (version 1, at 96) declares 4 GiB - 16.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
         bytes.replaceSubrange(104..<108, with: [0xf0, 0xff, 0xff, 0xff])
         assertClipSafetyError([.malformed], containing: "lies outside the file") {
-            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+            try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
         }
     }
 
@@ -465,7 +465,7 @@ final class HostileFileTests: XCTestCase {
         XCTAssertEqual(Data(bytes[680..<684]), Data("HEAP".utf8))
         bytes.replaceSubrange(688..<696, with: [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])
         assertClipSafetyError([.malformed], containing: "local heap at address 680") {
-            try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+            try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
         }
     }
 
@@ -485,11 +485,11 @@ final class HostileFileTests: XCTestCase {
     static func convertUpstream(_ bytes: Data, name: String) throws -> NativeModel {
         let options = ConversionOptions(fileName: name)
         switch (name as NSString).pathExtension {
-        case "zip": return try SavedModelConverter.convert(bytes: bytes, options: options)
-        case "h5": return try KerasH5Converter.convert(bytes: bytes, options: options)
-        case "keras": return try KerasV3Converter.convert(bytes: bytes, options: options)
-        case "pth": return try TorchConverter.convert(bytes: bytes, options: options)
-        default: return try NpyPromptConverter.convert(bytes: bytes, options: options)
+        case "zip": return try convertModel(bytes: bytes, options: options)
+        case "h5": return try convertModel(bytes: bytes, options: options)
+        case "keras": return try convertModel(bytes: bytes, options: options)
+        case "pth": return try convertModel(bytes: bytes, options: options)
+        default: return try convertModel(bytes: bytes, options: options)
         }
     }
 

@@ -210,3 +210,8 @@ func assertClipSafetyError(_ kinds: Set<ClipSafetyError.Kind> = [], containing t
     }
     return nil
 }
+
+/// Converts bytes of any format through the one path every command uses.
+func convertModel(bytes: Data, options: ConversionOptions) throws -> NativeModel {
+    try ModelLoader.convert(bytes: bytes, options: options).model
+}

@@ -82,7 +82,7 @@ enum KerasTestSupport {
 
 final class KerasH5Tests: XCTestCase {
     func convert(_ bytes: Data, name: String = "model.h5", limits: ReaderLimits = .init()) throws -> NativeModel {
-        try KerasH5Converter.convert(bytes: bytes, options: ConversionOptions(fileName: name, limits: limits))
+        try convertModel(bytes: bytes, options: ConversionOptions(fileName: name, limits: limits))
     }
 
     // MARK: the upstream dense exports
@@ -90,7 +90,8 @@ final class KerasH5Tests: XCTestCase {
     func testConvertsBothDenseExportsToTheDocumentedGraphAndNames() throws {
         for e in KerasTestSupport.denseExports {
             let path = try Fixtures.modelFile(e.stem + ".h5")
-            let model = try convert(try Data(contentsOf: URL(fileURLWithPath: path)), name: e.stem + ".h5")
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            let model = try convert(bytes, name: "renamed.h5")
             XCTAssertEqual(model.graph, KerasTestSupport.expectedGraph(denseCount: e.units.count))
             XCTAssertEqual(model.tensor(named: "norm.mean")?.elementCount, e.width)
             var inputs = e.width
@@ -99,12 +100,13 @@ final class KerasH5Tests: XCTestCase {
                 XCTAssertEqual(model.tensor(named: "linear_\(i + 1).bias")?.shape, [units])
                 inputs = units
             }
-            XCTAssertEqual(model.card.name, e.stem)
+            // Renamed, it keeps its catalog card: the catalog knows it by its bytes.
+            let known = try XCTUnwrap(Catalog.lookup(sha256: sha256Hex(bytes)))
+            XCTAssertEqual(model.card, known.card)
             XCTAssertEqual(model.card.embeddingDim, e.width)
             XCTAssertEqual(model.card.threshold, 0.5)
-            XCTAssertEqual(model.card.backbone, Catalog.lookup(fileName: e.parent)?.backbone)
             XCTAssertEqual(model.source.sourceFormat, "keras-h5")
-            XCTAssertEqual(model.source.originalFile, e.stem + ".h5")
+            XCTAssertEqual(model.source.originalFile, "renamed.h5")
             _ = try Scorer(model: model)
         }
     }
@@ -150,11 +152,12 @@ final class KerasH5Tests: XCTestCase {
         KerasTestSupport.assertClose(try KerasTestSupport.score(model, x: x, rows: 4), KerasFixture.expected(layers, x: x, rows: 4, width: 3))
     }
 
-    func testLinearOutputGivesAScoreCard() throws {
+    func testLinearOutputGivesAnUnboundedUnknownCard() throws {
         let model = try convert(try KerasFixture.legacyH5([.dense("only", inputs: 2, units: 1)], width: 2))
+        XCTAssertEqual(model.card.task, .unknown)
         XCTAssertEqual(model.card.outputKind, .score)
         XCTAssertNil(model.card.outputRange)
-        XCTAssertEqual(model.card.outputColumns, ["score"])
+        XCTAssertEqual(model.card.outputColumns, ["output_0"])
     }
 
     func testNormalizationStatisticsFromTheConfig() throws {
@@ -217,13 +220,14 @@ final class KerasH5Tests: XCTestCase {
         KerasTestSupport.assertThrows(.unsupported, containing: ["model_config", "dense"]) { try self.convert(bytes) }
     }
 
-    func testCatalogCardOnlyWhenTheWidthFits() throws {
-        // Named like the B/32 head but 3 wide: not that head, so a generic card.
+    func testFileNamedLikeACatalogHeadGetsNoCatalogMeaning() throws {
         let model = try convert(try KerasFixture.legacyH5([.dense("d", inputs: 3, units: 1)], width: 3), name: "clip_autokeras_nsfw_b32_x.h5")
+        XCTAssertEqual(model.card.task, .unknown)
         XCTAssertEqual(model.card.backbone, "unknown")
+        XCTAssertNil(model.card.threshold)
         XCTAssertEqual(model.card.name, "clip_autokeras_nsfw_b32_x")
-        let named = try KerasH5Converter.convert(bytes: try KerasFixture.legacyH5([.dense("d", inputs: 3, units: 1)], width: 3),
-                                                 options: ConversionOptions(fileName: "m.h5", name: "mine", backbone: "ViT-B-32/openai"))
+        let named = try convertModel(bytes: try KerasFixture.legacyH5([.dense("d", inputs: 3, units: 1)], width: 3),
+                                                 options: ConversionOptions(fileName: "m.h5", stated: StatedMeaning(backbone: "ViT-B-32/openai", name: "mine")))
         XCTAssertEqual(named.card.name, "mine")
         XCTAssertEqual(named.card.backbone, "ViT-B-32/openai")
     }

@@ -7,7 +7,7 @@ import Runtime
 final class NpyPromptConverterTests: XCTestCase {
     private func convert(_ file: String, labels: [String]? = nil) throws -> NativeModel {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile(file)))
-        return try NpyPromptConverter.convert(bytes: bytes, options: ConversionOptions(fileName: file, labels: labels))
+        return try convertModel(bytes: bytes, options: ConversionOptions(fileName: file, stated: StatedMeaning(labels: labels)))
     }
 
     func testViolenceMatricesMatchReferenceLabelsAndScores() throws {
@@ -48,19 +48,20 @@ final class NpyPromptConverterTests: XCTestCase {
 
     func testRefusesLabelCountDifferentFromPrompts() {
         XCTAssertThrowsError(try convert("violence_detection_vit_b_32.npy", labels: ["a", "b", "c"])) { error in
-            XCTAssertEqual((error as? ClipSafetyError)?.kind, .mismatch)
-            XCTAssertTrue("\(error)".contains("3 labels"), "\(error)")
+            XCTAssertEqual((error as? ClipSafetyError)?.kind, .usage)
+            XCTAssertTrue("\(error)".contains("--labels gives 3 names; the model has 2 outputs"), "\(error)")
         }
     }
 
-    func testUnknownMatrixGetsGenericCardAndBackboneFlag() throws {
+    func testUnknownMatrixGetsUnknownCardAndBackboneFlag() throws {
         let array = NpyArray(shape: [3, 4], floats: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
-        var options = ConversionOptions(fileName: "my_prompts.npy")
-        options.backbone = "ViT-B-16/openai"
-        let model = try NpyPromptConverter.convert(bytes: array.serialized(), options: options)
+        let options = ConversionOptions(fileName: "my_prompts.npy", stated: StatedMeaning(backbone: "ViT-B-16/openai"))
+        let model = try convertModel(bytes: array.serialized(), options: options)
         XCTAssertEqual(model.card.name, "my_prompts")
         XCTAssertEqual(model.card.backbone, "ViT-B-16/openai")
-        XCTAssertEqual(model.card.labels, ["class_0", "class_1", "class_2"])
+        XCTAssertEqual(model.card.task, .unknown)
+        XCTAssertEqual(model.card.outputColumns, ["output_0", "output_1", "output_2"])
+        XCTAssertNil(model.card.threshold)
         let out = try Scorer(model: model).score([Float]([0, 0, 2, 0]), rows: 1)
         XCTAssertEqual(out.labels, [2])
         XCTAssertEqual(out.scores, [0, 0, 2])
@@ -69,7 +70,7 @@ final class NpyPromptConverterTests: XCTestCase {
     func testRenamedViolenceMatrixKeepsCatalogMeaning() throws {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("violence_detection_vit_b_32.npy")))
         // Same bytes under another name: matched by checksum.
-        let model = try NpyPromptConverter.convert(bytes: bytes, options: ConversionOptions(fileName: "prompts.npy"))
+        let model = try convertModel(bytes: bytes, options: ConversionOptions(fileName: "prompts.npy"))
         XCTAssertEqual(model.card.name, "violence_detection_vit_b_32")
         XCTAssertEqual(model.card.labels, ["other", "violent"])
     }
@@ -78,12 +79,12 @@ final class NpyPromptConverterTests: XCTestCase {
         let vector = NpyArray(shape: [4], floats: [1, 2, 3, 4])
         let ints = NpyArray(shape: [2, 2], int64s: [1, 2, 3, 4])
         for (what, array) in [("1-D", vector), ("int", ints)] {
-            XCTAssertThrowsError(try NpyPromptConverter.convert(bytes: array.serialized(), options: ConversionOptions(fileName: "x.npy")), what) { error in
+            XCTAssertThrowsError(try convertModel(bytes: array.serialized(), options: ConversionOptions(fileName: "x.npy")), what) { error in
                 XCTAssertEqual((error as? ClipSafetyError)?.kind, .mismatch, what)
             }
         }
         let empty = try NpyArray(dtype: .f4, shape: [0, 4], data: Data())
-        XCTAssertThrowsError(try NpyPromptConverter.convert(bytes: empty.serialized(), options: ConversionOptions(fileName: "x.npy")))
+        XCTAssertThrowsError(try convertModel(bytes: empty.serialized(), options: ConversionOptions(fileName: "x.npy")))
     }
 
     func testRefusesObjectArrays() {
@@ -92,7 +93,7 @@ final class NpyPromptConverterTests: XCTestCase {
         var bytes = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         bytes.append(contentsOf: Array(header.utf8))
         bytes.append(contentsOf: [0x80, 0x02, 0x63] + Array("os\nsystem\n".utf8))
-        XCTAssertThrowsError(try NpyPromptConverter.convert(bytes: bytes, options: ConversionOptions(fileName: "x.npy"))) { error in
+        XCTAssertThrowsError(try convertModel(bytes: bytes, options: ConversionOptions(fileName: "x.npy"))) { error in
             XCTAssertEqual((error as? ClipSafetyError)?.kind, .unsafe)
         }
     }

@@ -40,7 +40,7 @@ final class SavedModelConverterTests: XCTestCase {
     }
 
     func convert(_ bytes: Data, fileName: String, limits: ReaderLimits = .init()) throws -> NativeModel {
-        try SavedModelConverter.convert(bytes: bytes, options: ConversionOptions(fileName: fileName, limits: limits))
+        try convertModel(bytes: bytes, options: ConversionOptions(fileName: fileName, limits: limits))
     }
 
     func assertThrows(_ kind: ClipSafetyError.Kind, containing text: String, file: StaticString = #filePath, line: UInt = #line,

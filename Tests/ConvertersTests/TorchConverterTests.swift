@@ -37,7 +37,7 @@ final class TorchConverterTests: XCTestCase {
         let path = try Fixtures.modelFile(file)
         var options = ConversionOptions(fileName: file)
         options.arch = arch
-        return try TorchConverter.convert(bytes: try Data(contentsOf: URL(fileURLWithPath: path)), options: options)
+        return try convertModel(bytes: try Data(contentsOf: URL(fileURLWithPath: path)), options: options)
     }
 
     // MARK: End-to-end against the references
@@ -103,7 +103,7 @@ final class TorchConverterTests: XCTestCase {
         let file = "clip_ViT-B-32_openai_binary_nsfw_head.pth"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile(file)))
         let stateDict = try TorchCheckpoint(bytes: bytes)
-        let model = try TorchConverter.convert(bytes: bytes, options: ConversionOptions(fileName: file))
+        let model = try convertModel(bytes: bytes, options: ConversionOptions(fileName: file))
         // What safetensors.torch.load_file returns: the header's tensor names and shapes.
         let written = try SafetensorsFile(bytes: try model.serialized())
         let expected = ["norm.mean", "norm.variance", "linear_1.weight", "linear_1.bias",
@@ -136,7 +136,7 @@ final class TorchConverterTests: XCTestCase {
 
     func testUnknownHeadErrorListsKeysAndShowsSpec() throws {
         let bytes = try smallHeadBytes()
-        XCTAssertThrowsError(try TorchConverter.convert(bytes: bytes, options: ConversionOptions(fileName: "head.pth"))) { error in
+        XCTAssertThrowsError(try convertModel(bytes: bytes, options: ConversionOptions(fileName: "head.pth"))) { error in
             let e = error as? ClipSafetyError
             XCTAssertEqual(e?.kind, .unsupported)
             XCTAssertTrue(e?.message.contains("fc.weight [2, 3], fc.bias [2]") ?? false, "\(error)")
@@ -146,9 +146,8 @@ final class TorchConverterTests: XCTestCase {
 
     func testArchSpecConvertsUnknownHead() throws {
         let bytes = try smallHeadBytes()
-        var options = ConversionOptions(fileName: "head.pth", arch: "linear:fc, sigmoid")
-        options.backbone = "ViT-X/test"
-        let model = try TorchConverter.convert(bytes: bytes, options: options)
+        let options = ConversionOptions(fileName: "head.pth", stated: StatedMeaning(backbone: "ViT-X/test"), arch: "linear:fc, sigmoid")
+        let model = try convertModel(bytes: bytes, options: options)
         XCTAssertEqual(model.graph, [.dense(weight: "fc.weight", bias: "fc.bias"), .sigmoid])
         XCTAssertEqual(model.card.embeddingDim, 3)
         XCTAssertEqual(model.card.backbone, "ViT-X/test")
@@ -159,28 +158,28 @@ final class TorchConverterTests: XCTestCase {
     }
 
     func testArchSpecMustUseEveryWeight() throws {
-        XCTAssertThrowsError(try TorchConverter.build(ArchSpec(parsing: "linear:fc"), tensors: [
+        XCTAssertThrowsError(try StateDictHead.build(ArchSpec(parsing: "linear:fc"), from: stateDict([
             Tensor(name: "fc.weight", shape: [1, 2], floats: [1, 2]),
             Tensor(name: "extra.weight", shape: [1, 1], floats: [1]),
-        ])) { error in
+        ]))) { error in
             XCTAssertEqual((error as? ClipSafetyError)?.kind, .mismatch)
             XCTAssertTrue("\(error)".contains("extra.weight"))
         }
     }
 
     func testArchSpecRefusesBrokenShapeChain() throws {
-        XCTAssertThrowsError(try TorchConverter.build(ArchSpec(parsing: "linear:a,relu,linear:b"), tensors: [
+        XCTAssertThrowsError(try StateDictHead.build(ArchSpec(parsing: "linear:a,relu,linear:b"), from: stateDict([
             Tensor(name: "a.weight", shape: [4, 2], floats: [Float](repeating: 1, count: 8)),
             Tensor(name: "b.weight", shape: [1, 3], floats: [1, 2, 3]),
-        ])) { error in
+        ]))) { error in
             XCTAssertTrue("\(error)".contains("step 3 (linear:b)"), "\(error)")
         }
     }
 
     func testArchSpecRefusesMissingTensor() throws {
-        XCTAssertThrowsError(try TorchConverter.build(ArchSpec(parsing: "normalize:norm,linear:a"), tensors: [
+        XCTAssertThrowsError(try StateDictHead.build(ArchSpec(parsing: "normalize:norm,linear:a"), from: stateDict([
             Tensor(name: "a.weight", shape: [1, 2], floats: [1, 2]),
-        ])) { error in
+        ]))) { error in
             XCTAssertTrue("\(error)".contains("'norm.mean'"), "\(error)")
         }
     }
@@ -192,26 +191,32 @@ final class TorchConverterTests: XCTestCase {
         XCTAssertEqual(try ArchSpec(parsing: "normalize:n:1e-5").steps, [.normalize(prefix: "n", epsilon: 1e-5)])
         for bad in ["", "linear", "linear:", "relu:x", "softmax", "linear:a,,relu", "normalize:n:-1", "normalize:n:abc", "linear:a:b"] {
             XCTAssertThrowsError(try ArchSpec(parsing: bad), bad) { error in
-                XCTAssertEqual((error as? ClipSafetyError)?.kind, .mismatch, bad)
+                XCTAssertEqual((error as? ClipSafetyError)?.kind, .usage, bad)
                 XCTAssertTrue("\(error)".contains("ARCH-SPEC"), bad)
             }
         }
     }
 
     func testRecognisedSpecsMatchDocumentedText() throws {
-        let port = try XCTUnwrap(try TorchConverter.recognise([
+        let port = try XCTUnwrap(StateDictHead.knownSpec(names([
             Tensor(name: "norm.mean", shape: [2], floats: [0, 0]), Tensor(name: "norm.variance", shape: [2], floats: [1, 1]),
             Tensor(name: "linear_1.weight", shape: [1, 2], floats: [1, 1]), Tensor(name: "linear_1.bias", shape: [1], floats: [0]),
             Tensor(name: "linear_2.weight", shape: [1, 1], floats: [1]), Tensor(name: "linear_2.bias", shape: [1], floats: [0]),
-        ]))
+        ])))
         XCTAssertEqual(port.0, .port)
         XCTAssertEqual(port.1.text, "normalize:norm,linear:linear_1,relu,linear:linear_2,sigmoid")
         // A port with a gap in its numbering is not the port.
-        XCTAssertNil(try TorchConverter.recognise([
+        XCTAssertNil(StateDictHead.knownSpec(names([
             Tensor(name: "norm.mean", shape: [2], floats: [0, 0]), Tensor(name: "norm.variance", shape: [2], floats: [1, 1]),
             Tensor(name: "linear_2.weight", shape: [1, 2], floats: [1, 1]), Tensor(name: "linear_2.bias", shape: [1], floats: [0]),
-        ]))
+        ])))
     }
+
+    private func stateDict(_ tensors: [Tensor]) -> FileDescription {
+        FileDescription(format: .torchZip, tensors: tensors.map(DescribedTensor.init))
+    }
+
+    private func names(_ tensors: [Tensor]) -> Set<String> { Set(tensors.map(\.name)) }
 
     func testArchOverridesRecognitionAndRefusesDroppedWeights() throws {
         // The real port with a spec that forgets the normalisation: refused, naming norm.*.

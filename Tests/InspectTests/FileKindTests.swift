@@ -5,10 +5,10 @@ import Inspect
 import Runtime
 import TestSupport
 
-/// `FileSniffer` identifies every kind from the bytes alone; names and extensions play no part.
+/// `FormatRegistry` identifies every kind from the bytes alone; names and extensions play no part.
 final class FileKindTests: XCTestCase {
     func kind(_ file: String) throws -> FileKind {
-        try FileSniffer.identify(try MappedFile.map(try Fixtures.modelFile(file)))
+        try FormatRegistry.identify(try MappedFile.map(try Fixtures.modelFile(file)))
     }
 
     func testIdentifiesEveryUpstreamFileFromItsBytes() throws {
@@ -20,13 +20,13 @@ final class FileKindTests: XCTestCase {
         XCTAssertEqual(try kind("violence_detection_vit_b_32.npy"), .npy)
         XCTAssertEqual(try kind("clip_autokeras_nsfw_b32_dense.h5"), .kerasH5)
         XCTAssertEqual(try kind("clip_autokeras_nsfw_b32_dense.keras"), .kerasV3)
-        XCTAssertEqual(try FileSniffer.identify(try MappedFile.map(Fixtures.reference("h14_nsfw.npz"))), .npz)
+        XCTAssertEqual(try FormatRegistry.identify(try MappedFile.map(Fixtures.reference("h14_nsfw.npz"))), .npz)
     }
 
     func testIdentifiesNativeAndPlainSafetensors() throws {
-        XCTAssertEqual(try FileSniffer.identify(try HandBuilt.binaryModel().serialized()), .native)
+        XCTAssertEqual(try FormatRegistry.identify(try HandBuilt.binaryModel().serialized()), .native)
         let plain = try SafetensorsFile(metadata: [:], tensors: [Tensor(name: "w", shape: [2], floats: [1, 2])]).serialized()
-        XCTAssertEqual(try FileSniffer.identify(plain), .safetensors)
+        XCTAssertEqual(try FormatRegistry.identify(plain), .safetensors)
     }
 
     func testZipOfOtherMembersIsAPlainZip() throws {
@@ -34,11 +34,11 @@ final class FileKindTests: XCTestCase {
         defer { dir.remove() }
         let path = dir.file("other.zip")
         try ZipArchive.write(members: [(name: "readme.txt", data: Data("hello".utf8))], to: path)
-        XCTAssertEqual(try FileSniffer.identify(try MappedFile.map(path)), .zip)
+        XCTAssertEqual(try FormatRegistry.identify(try MappedFile.map(path)), .zip)
     }
 
     func testRejectsUnknownBytesNamingThem() {
-        XCTAssertThrowsError(try FileSniffer.identify(Data("# a markdown file\n".utf8))) { error in
+        XCTAssertThrowsError(try FormatRegistry.identify(Data("# a markdown file\n".utf8))) { error in
             let e = error as? ClipSafetyError
             XCTAssertEqual(e?.kind, .unsupported)
             XCTAssertTrue(e?.message.contains("23 20 61 20") == true, e?.message ?? "")
@@ -46,7 +46,7 @@ final class FileKindTests: XCTestCase {
     }
 
     func testRejectsEmptyFile() {
-        XCTAssertThrowsError(try FileSniffer.identify(Data())) { error in
+        XCTAssertThrowsError(try FormatRegistry.identify(Data())) { error in
             XCTAssertTrue((error as? ClipSafetyError)?.message.contains("empty") == true)
         }
     }

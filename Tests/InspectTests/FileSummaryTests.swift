@@ -82,7 +82,7 @@ final class FileSummaryTests: XCTestCase {
             let m = try XCTUnwrap(r.model)
             XCTAssertEqual(m.card.outputKind, .score)
             XCTAssertTrue(m.cardText.contains("not a probability"))
-            XCTAssertEqual(m.identification?.matchedBy, .fileName, "the stand-in is not the upstream file")
+            XCTAssertEqual(m.identification?.matchedBy, .sha256, "the mirror's stand-in is in the catalog by its own SHA-256")
             let dropouts = m.layers.filter { $0.source?.className == "Dropout" }
             XCTAssertEqual(dropouts.map(\.name), ["layers.2", "layers.5", "layers.8", "layers.11", "layers.14"])
             XCTAssertTrue(dropouts.allSatisfy { $0.notes[0].contains("p 0.2") })

@@ -6,7 +6,7 @@ import Inspect
 
 /// Any file, identified from its bytes and converted as `convert` would.
 runFuzzer { bytes in
-    let model = try ModelLoader.convert(bytes: bytes, options: ConversionOptions(fileName: "fuzz.bin", limits: fuzzLimits))
+    let model = try ModelLoader.convert(bytes: bytes, options: ConversionOptions(fileName: "fuzz.bin", limits: fuzzLimits)).model
     _ = try Scorer(model: model)
     _ = try model.serialized()
 }

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Converters
+import Foundation
+import Inspect
+import Runtime
+
+/// Options every command that opens a model shares: limits for upstream files.
+struct LimitOptions: ParsableArguments {
+    @Option(help: "Largest input file read, in bytes.")
+    var maxFileBytes: Int = ReaderLimits().maxFileBytes
+
+    @Option(help: "Largest total of uncompressed bytes read from one archive.")
+    var maxUncompressedBytes: Int = ReaderLimits().maxUncompressedBytes
+
+    @Option(help: "Largest element count of one tensor.")
+    var maxTensorElements: Int = ReaderLimits().maxTensorElements
+
+    var limits: ReaderLimits {
+        var l = ReaderLimits()
+        l.maxFileBytes = maxFileBytes
+        l.maxUncompressedBytes = maxUncompressedBytes
+        l.maxTensorElements = maxTensorElements
+        return l
+    }
+
+    func validate() throws {
+        guard maxFileBytes > 0, maxUncompressedBytes > 0, maxTensorElements > 0 else {
+            throw ValidationError("limits must be positive")
+        }
+    }
+}
+
+/// What the user states about a model's meaning; the card policy applies it (docs/FORMAT.md,
+/// "Card policy"). Nothing here is guessed from the file.
+struct MeaningOptions: ParsableArguments {
+    @Option(help: "Model name in the card.")
+    var name: String?
+
+    @Option(help: "What the head does: \(ModelCard.Task.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var task: String?
+
+    @Option(help: "CLIP backbone, e.g. ViT-L-14/openai.")
+    var backbone: String?
+
+    @Option(help: "Output names, comma-separated (e.g. other,violent), or negative,positive for one thresholded output.")
+    var labels: String?
+
+    @Option(help: "Decision threshold: positive when the output is above it.")
+    var threshold: Double?
+
+    @Option(help: "Output range as low,high.")
+    var outputRange: String?
+
+    var stated: StatedMeaning {
+        StatedMeaning(task: task.flatMap(ModelCard.Task.init(rawValue:)),
+                      labels: labels.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
+                      threshold: threshold, backbone: backbone,
+                      outputRange: outputRange.map { $0.split(separator: ",").compactMap { Double($0) } }, name: name)
+    }
+
+    func validate() throws {
+        if let task, ModelCard.Task(rawValue: task) == nil {
+            throw ValidationError("--task must be one of \(ModelCard.Task.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let outputRange {
+            let parts = outputRange.split(separator: ",").compactMap { Double($0) }
+            guard parts.count == 2, parts[0] < parts[1] else {
+                throw ValidationError("--output-range takes low,high with low < high")
+            }
+        }
+        if let labels, labels.split(separator: ",").isEmpty {
+            throw ValidationError("--labels needs at least one label")
+        }
+        if let threshold, !threshold.isFinite { throw ValidationError("--threshold must be a finite number") }
+    }
+}
+
+/// Opens a model (native or upstream, converted in memory) and validates it for scoring.
+/// `threads` caps the cores one batch uses (nil: all).
+func openScorer(_ path: String, limits: ReaderLimits, threshold: Double? = nil, threads: Int? = nil) throws -> Scorer {
+    try withFile(path) {
+        let options = ConversionOptions(fileName: path, stated: StatedMeaning(threshold: threshold), limits: limits)
+        return try Scorer(model: try ModelLoader.load(path: path, options: options), parallelism: threads)
+    }
+}

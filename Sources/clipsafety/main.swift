@@ -1,0 +1,5 @@
+import CLI
+import Core
+
+Interrupts.install()
+ClipSafetyCommand.main()
