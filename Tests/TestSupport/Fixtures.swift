@@ -8,13 +8,13 @@ public enum Fixtures {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     }()
 
-    /// A fetched catalog file in `models/files/`. Fails the test when it is missing: the README
-    /// test command fetches every file first (`python3 models/fetch.py`).
-    public static func modelFile(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+    /// A fetched catalog file in `models/files/`. Skips the test when it is missing: the fetch
+    /// step (`python3 models/fetch.py`, run by the README's test command) fails loudly for the
+    /// upstream files, and the mirror-only files (stand-ins, re-exports) are optional.
+    public static func modelFile(_ name: String) throws -> String {
         let path = repoRoot + "/models/files/" + name
         guard FileManager.default.fileExists(atPath: path) else {
-            XCTFail("missing \(path): run `MODELS_MIRROR=../shared/models python3 models/fetch.py`", file: file, line: line)
-            throw CocoaError(.fileNoSuchFile)
+            throw XCTSkip("missing \(path): run `MODELS_MIRROR=../shared/models python3 models/fetch.py`")
         }
         return path
     }
