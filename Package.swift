@@ -9,9 +9,11 @@ let package = Package(
         // An app that only runs converted models depends on Runtime alone (BLAS, nothing else).
         .library(name: "ClipSafetyRuntime", targets: ["Runtime"]),
         .library(name: "ClipSafetyConverters", targets: ["Converters"]),
-        // Opens any model file (identification + conversion); used by the fuzz harness too.
+        // Reports and diffs over any model file; used by the fuzz harness too.
         .library(name: "ClipSafetyInspect", targets: ["Inspect"]),
-        // The command-line tool as a library, so commands are tested in process.
+        // What the commands do, as library calls: verify, compare, file and folder scoring.
+        .library(name: "ClipSafetyJobs", targets: ["Jobs"]),
+        // The command-line tool as a library; the executable only calls its main().
         .library(name: "ClipSafetyCLI", targets: ["CLI"]),
         .executable(name: "clipsafety", targets: ["clipsafety"]),
     ],
@@ -60,6 +62,7 @@ let package = Package(
 
         // Shared test helpers (fixture paths, scratch folders); used by tests only.
         .target(name: "TestSupport", dependencies: ["Core", "Runtime"], path: "Tests/TestSupport"),
+        .testTarget(name: "CoreTests", dependencies: ["Core"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
         .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),

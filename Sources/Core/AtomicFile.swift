@@ -28,7 +28,7 @@ public final class AtomicFile {
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
             throw ClipSafetyError.cannotCreate("output folder \(folder) does not exist")
         }
-        let name = "." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let name = "." + url.lastPathComponent + Self.marker + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let temporary = (folder as NSString).appendingPathComponent(name)
         let fd = TemporaryFiles.shared.create(temporary)
         guard fd >= 0 else {
@@ -40,6 +40,20 @@ public final class AtomicFile {
     }
 
     deinit { discard() }
+
+    /// Appends `data` to the temporary, retrying short and interrupted writes.
+    public func write(_ data: Data) throws {
+        let fd = handle.fileDescriptor
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw ClipSafetyError.io("cannot write \(temporaryPath): \(String(cString: strerror(errno)))") }
+                offset += n
+            }
+        }
+    }
 
     /// Syncs the temporary, renames it to `path` and syncs the folder. On failure the
     /// temporary is removed and `path` is left as it was.
@@ -56,6 +70,27 @@ public final class AtomicFile {
         }
         try TemporaryFiles.shared.rename(temporaryPath, to: path)
         Self.syncFolder(of: path)
+    }
+
+    /// Like `commit`, but never replaces an existing `path` (a hard link, atomic against other
+    /// writers). Returns false, and removes the temporary, when `path` already existed.
+    public func commitIfAbsent() throws -> Bool {
+        guard !finished else { return true }
+        finished = true
+        defer { TemporaryFiles.shared.remove(temporaryPath) }
+        do {
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? handle.close()
+            throw ClipSafetyError.io("cannot write \(temporaryPath): \(error.localizedDescription)")
+        }
+        if link(temporaryPath, path) == 0 {
+            Self.syncFolder(of: path)
+            return true
+        }
+        if errno == EEXIST { return false }
+        throw ClipSafetyError.io("cannot link \(temporaryPath) into place: \(String(cString: strerror(errno)))")
     }
 
     /// Removes the temporary; `path` is left as it was. Does nothing after `commit`.
@@ -84,6 +119,25 @@ public final class AtomicFile {
         try file.commit()
     }
 
+    /// `.tmp-HOST-`: temporaries are `.NAME.tmp-HOST-PID-RANDOM`, so a rerun can tell its own
+    /// host's leftovers of dead processes from those of live writers.
+    static let marker = ".tmp-\(HostName.current)-"
+
+    /// Removes temporaries in `folder` left by processes of this host that no longer run (a
+    /// kill -9, a power cut). Returns how many were removed.
+    @discardableResult
+    public static func removeStale(in folder: String) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix(".") {
+            guard let range = name.range(of: marker, options: .backwards),
+                  let pid = Int32(name[range.upperBound...].prefix { $0 != "-" }), pid > 0 else { continue }
+            if pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
+            if unlink(folder + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
     /// fsync of the folder holding `path`, so the rename itself survives a crash.
     static func syncFolder(of path: String) {
         let folder = (path as NSString).deletingLastPathComponent
@@ -92,6 +146,16 @@ public final class AtomicFile {
         fsync(fd)
         close(fd)
     }
+}
+
+/// This machine's name, made safe for a file name.
+enum HostName {
+    static let current: String = {
+        var buf = [CChar](repeating: 0, count: 256)
+        let name = gethostname(&buf, 255) == 0 ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "host"
+        let safe = String(name.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "." ? Character($0) : "_" })
+        return safe.isEmpty ? "host" : safe
+    }()
 }
 
 /// The temporaries not yet committed, so an interrupt can remove them. Creating, renaming and

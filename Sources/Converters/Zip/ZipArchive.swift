@@ -128,42 +128,66 @@ public final class ZipArchive {
         return try read(e)
     }
 
-    /// Writes a zip of stored (uncompressed) members to `path`, atomically.
+    /// Writes a zip of stored (uncompressed) members to `path` through an `AtomicFile`.
     public static func write(members: [(name: String, data: Data)], to path: String) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        let tmp = (dir.isEmpty ? "." : dir) + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-        var error: Int32 = 0
-        guard let za = zip_open(tmp, ZIP_CREATE | ZIP_TRUNCATE, &error) else {
-            throw ClipSafetyError.io("zip: cannot create \(tmp) (libzip error \(error))")
+        try AtomicFile.write(try archive(members), to: path)
+    }
+
+    /// The bytes of a zip of stored members, built by libzip in memory.
+    static func archive(_ members: [(name: String, data: Data)]) throws -> Data {
+        var error = zip_error_t()
+        zip_error_init(&error)
+        defer { zip_error_fini(&error) }
+        guard let sink = zip_source_buffer_create(nil, 0, 0, &error) else { throw ClipSafetyError.io("zip: cannot create a buffer") }
+        defer { zip_source_free(sink) }
+        zip_source_keep(sink)
+        guard let za = zip_open_from_source(sink, ZIP_TRUNCATE, &error) else {
+            throw ClipSafetyError.io("zip: cannot start an archive")
         }
-        // libzip reads the buffers at zip_close; keep them alive until then.
+        // libzip reads the member buffers at zip_close; keep them alive until then.
         var buffers: [UnsafeMutableRawPointer] = []
         defer { buffers.forEach { $0.deallocate() } }
         for m in members {
             let p = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(m.data.count, 1), alignment: 16)
             buffers.append(p)
             m.data.withUnsafeBytes { if let b = $0.baseAddress { p.copyMemory(from: b, byteCount: m.data.count) } }
-            guard let src = zip_source_buffer(za, p, zip_uint64_t(m.data.count), 0) else {
-                zip_discard(za)
-                throw ClipSafetyError.io("zip: cannot add \(m.name)")
-            }
-            let idx = zip_file_add(za, m.name, src, zip_flags_t(ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE))
-            guard idx >= 0 else {
-                zip_source_free(src)
-                zip_discard(za)
-                throw ClipSafetyError.io("zip: cannot add \(m.name)")
-            }
-            zip_set_file_compression(za, zip_uint64_t(idx), ZIP_CM_STORE, 0)
+            try add(m.name, bytes: p, count: m.data.count, to: za)
         }
         guard zip_close(za) == 0 else {
             let message = String(cString: zip_strerror(za))
             zip_discard(za)
-            unlink(tmp)
             throw ClipSafetyError.io("zip: cannot write: \(message)")
         }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw ClipSafetyError.io("cannot rename into place: \(String(cString: strerror(errno)))")
+        return try contents(of: sink)
+    }
+
+    private static func add(_ name: String, bytes: UnsafeMutableRawPointer, count: Int, to za: OpaquePointer) throws {
+        guard let src = zip_source_buffer(za, bytes, zip_uint64_t(count), 0) else {
+            zip_discard(za)
+            throw ClipSafetyError.io("zip: cannot add \(name)")
         }
+        let idx = zip_file_add(za, name, src, zip_flags_t(ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE))
+        guard idx >= 0 else {
+            zip_source_free(src)
+            zip_discard(za)
+            throw ClipSafetyError.io("zip: cannot add \(name)")
+        }
+        zip_set_file_compression(za, zip_uint64_t(idx), ZIP_CM_STORE, 0)
+    }
+
+    /// Everything written to an in-memory libzip source.
+    private static func contents(of source: OpaquePointer) throws -> Data {
+        var st = zip_stat_t()
+        zip_stat_init(&st)
+        guard zip_source_stat(source, &st) == 0, zip_source_open(source) == 0 else {
+            throw ClipSafetyError.io("zip: cannot read the built archive")
+        }
+        defer { zip_source_close(source) }
+        var data = Data(count: Int(st.size))
+        let read = data.withUnsafeMutableBytes { raw in
+            raw.baseAddress.map { zip_source_read(source, $0, st.size) } ?? 0
+        }
+        guard read == Int64(st.size) else { throw ClipSafetyError.io("zip: short read of the built archive") }
+        return data
     }
 }
