@@ -289,7 +289,14 @@ struct TorchPickleReader {
         }
     }
 
+    /// Runs one opcode; each family has its own function, and exactly one handles `op`.
     private mutating func execute(_ op: PickleOpcode) throws {
+        if try executeControl(op) || executeScalar(op) || executeText(op) || executeContainer(op) || executeMemo(op) { return }
+        try executeObject(op)
+    }
+
+    /// Stack control: protocol, frames, marks. Returns false when `op` is not one of them.
+    private mutating func executeControl(_ op: PickleOpcode) throws -> Bool {
         switch op {
         case .proto:
             throw ClipSafetyError.malformed("pickle: a second PROTO opcode at offset \(opStart)")
@@ -312,7 +319,14 @@ struct TorchPickleReader {
             _ = try popToMark()
         case .dup:
             push(try peek())
+        default: return false
+        }
+        return true
+    }
 
+    /// None, booleans, integers and floats. Returns false when `op` is not one of them.
+    private mutating func executeScalar(_ op: PickleOpcode) throws -> Bool {
+        switch op {
         case .none: push(.none)
         case .newTrue: push(.bool(true))
         case .newFalse: push(.bool(false))
@@ -326,7 +340,14 @@ struct TorchPickleReader {
             push(try long(count: Int(n)))
         case .binFloat:
             push(.float(Double(bitPattern: try readInt(UInt64.self, "BINFLOAT", endianness: .big))))
+        default: return false
+        }
+        return true
+    }
 
+    /// Strings and byte strings. Returns false when `op` is not one of them.
+    private mutating func executeText(_ op: PickleOpcode) throws -> Bool {
+        switch op {
         case .binUnicode: push(.string(try text(count: Int(try readInt(UInt32.self, "BINUNICODE")))))
         case .shortBinUnicode: push(.string(try text(count: Int(try u8("SHORT_BINUNICODE")))))
         case .binUnicode8: push(.string(try text(count: try length64("BINUNICODE8"))))
@@ -338,7 +359,14 @@ struct TorchPickleReader {
         case .shortBinBytes: push(.bytes(try bytes(count: Int(try u8("SHORT_BINBYTES")))))
         case .binBytes: push(.bytes(try bytes(count: Int(try readInt(UInt32.self, "BINBYTES")))))
         case .binBytes8: push(.bytes(try bytes(count: try length64("BINBYTES8"))))
+        default: return false
+        }
+        return true
+    }
 
+    /// Tuples, lists and dicts. Returns false when `op` is not one of them.
+    private mutating func executeContainer(_ op: PickleOpcode) throws -> Bool {
+        switch op {
         case .emptyTuple: push(try makeTuple([]))
         case .tuple: push(try makeTuple(try popToMark()))
         case .tuple1: push(try makeTuple(try pop(1)))
@@ -366,13 +394,27 @@ struct TorchPickleReader {
         case .setItems:
             let pairs = try popToMark()
             try setItems(pairs, in: try dictOnTop())
+        default: return false
+        }
+        return true
+    }
 
+    /// The memo: PUT and GET. Returns false when `op` is not one of them.
+    private mutating func executeMemo(_ op: PickleOpcode) throws -> Bool {
+        switch op {
         case .binPut: memo[UInt32(try u8("BINPUT"))] = try peek()
         case .longBinPut: memo[try readInt(UInt32.self, "LONG_BINPUT")] = try peek()
         case .memoize: memo[UInt32(truncatingIfNeeded: memo.count)] = try peek()
         case .binGet: push(try memoGet(UInt32(try u8("BINGET"))))
         case .longBinGet: push(try memoGet(try readInt(UInt32.self, "LONG_BINGET")))
+        default: return false
+        }
+        return true
+    }
 
+    /// Globals (allowlisted), REDUCE, NEWOBJ, BUILD and persistent ids; the routes a state dict never uses are refused.
+    private mutating func executeObject(_ op: PickleOpcode) throws {
+        switch op {
         case .global:
             let module = try line("GLOBAL")
             let name = try line("GLOBAL")
@@ -405,6 +447,8 @@ struct TorchPickleReader {
             throw ClipSafetyError.unsafe("pickle: opcode \(op.name.uppercased()) at offset \(opStart) imports or calls by a route a state dict never uses; refused (nothing was imported or called)")
         case .persId:
             throw ClipSafetyError.unsupported("pickle: text persistent id (PERSID) at offset \(opStart); torch uses BINPERSID")
+        default:
+            throw ClipSafetyError.malformed("pickle: opcode \(op.name.uppercased()) at offset \(opStart) was not handled")
         }
     }
 
