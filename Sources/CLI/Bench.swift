@@ -1,6 +1,7 @@
 import ArgumentParser
 import CBLAS
 import Foundation
+import Jobs
 import Runtime
 
 struct Bench: ParsableCommand {
@@ -59,12 +60,12 @@ struct Bench: ParsableCommand {
             var measured: [(name: String, path: String, batch: Int, rowsPerSecond: Double)] = []
             let embeddings = try input.map { path in try withFile(path) { try NpyArray(contentsOf: path) } }
             for path in models {
-                let scorer = try openScorer(path, limits: limitOptions.limits, threads: threads)
+                let scorer = try ScorerLoader.open(path, limits: limitOptions.limits, threads: threads)
                 for batch in sizes {
                     let source: BenchInput
                     if let embeddings {
                         try withFile(input!) {
-                            try checkShape(embeddings, scorer: scorer)
+                            try InputChecker.checkShape(embeddings, scorer: scorer)
                             guard embeddings.shape[0] >= batch else {
                                 throw ClipSafetyError.mismatch("\(embeddings.shape[0]) rows, fewer than the batch size \(batch)")
                             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Converters
 import Foundation
 import Inspect
+import Jobs
 import Runtime
 
 struct CompareCommand: ParsableCommand {
@@ -47,9 +48,6 @@ struct CompareCommand: ParsableCommand {
 
     @OptionGroup var limitOptions: LimitOptions
 
-    static let defaultRandomRows = 1000
-    static let batchRows = 4096
-
     func validate() throws {
         if inputs != nil, random != nil { throw ValidationError("give --inputs or --random, not both") }
         if let random, random <= 0 || random > 10_000_000 { throw ValidationError("--random takes 1 … 10000000 rows") }
@@ -61,269 +59,14 @@ struct CompareCommand: ParsableCommand {
     func run() throws {
         var exceeded = false
         try ExitStatus.run {
-            let scorerA = try openScorer(a, limits: limitOptions.limits)
-            let scorerB = try openScorer(b, limits: limitOptions.limits)
-            guard scorerA.inputWidth == scorerB.inputWidth else {
-                throw ClipSafetyError.mismatch("A (\(a)) takes \(scorerA.inputWidth)-d input and B (\(b)) takes \(scorerB.inputWidth)-d; compare needs models of the same embeddings")
-            }
-            guard scorerA.outputWidth == scorerB.outputWidth else {
-                throw ClipSafetyError.mismatch("A (\(a)) has \(scorerA.outputWidth) output columns and B (\(b)) has \(scorerB.outputWidth)")
-            }
-            let t = threshold ?? scorerA.card.threshold ?? scorerB.card.threshold
-            let thresholdFrom = threshold != nil ? "--threshold" : scorerA.card.threshold != nil ? "A's card" : "B's card"
-            var comparison = Comparison(columns: scorerA.outputWidth, labels: scorerA.producesLabels && scorerB.producesLabels,
-                                        threshold: t, keepWorst: worst)
-            var statistics = InputStatistics()
-            let source: InputSource
-            let workspaceA = scorerA.makeWorkspace(rows: Self.batchRows)
-            let workspaceB = scorerB.makeWorkspace(rows: Self.batchRows)
-            func score(_ batch: EmbeddingBatch, firstRow: Int) throws {
-                let (resultA, batchStatistics) = try scorerA.scoreMeasuring(batch, workspace: workspaceA)
-                statistics.merge(batchStatistics)
-                try comparison.add(resultA, try scorerB.score(batch, workspace: workspaceB), firstRow: firstRow)
-            }
-            if let inputs {
-                let (array, member) = try withFile(inputs) { try Self.readInputs(inputs, limits: limitOptions.limits) }
-                guard array.shape.count == 2, let type = array.dtype.embeddingElementType else {
-                    throw FileError(path: inputs, underlying: .mismatch("expected a 2-D float16/float32/float64 matrix, found \(array.dtype.descr) with shape \(array.shape)"))
-                }
-                guard array.shape[1] == scorerA.inputWidth else {
-                    throw FileError(path: inputs, underlying: .mismatch("rows have \(array.shape[1]) values; both models take \(scorerA.inputWidth)"))
-                }
-                source = InputSource(kind: "file", path: inputs, member: member, seed: nil, rows: array.shape[0],
-                                     columns: array.shape[1], dtype: type.rawValue)
-                var start = 0
-                while start < array.shape[0] {
-                    let count = min(Self.batchRows, array.shape[0] - start)
-                    try withFile(inputs) { try array.withRows(start, count) { try score($0, firstRow: start) } }
-                    start += count
-                    array.releaseRows(before: start)
-                }
-            } else {
-                let rows = random ?? Self.defaultRandomRows
-                var generator = SeededInputs(seed: seed, columns: scorerA.inputWidth)
-                source = InputSource(kind: "random", path: nil, member: nil, seed: seed, rows: rows,
-                                     columns: scorerA.inputWidth, dtype: EmbeddingElementType.float64.rawValue)
-                var start = 0
-                while start < rows {
-                    let count = min(Self.batchRows, rows - start)
-                    let values = generator.next(rows: count)
-                    try values.withUnsafeBytes { raw in
-                        try score(EmbeddingBatch(base: raw.baseAddress!, rows: count, columns: scorerA.inputWidth, elementType: .float64), firstRow: start)
-                    }
-                    start += count
-                }
-            }
-            let report = CompareReport(a: .init(path: a, scorer: scorerA), b: .init(path: b, scorer: scorerB), inputs: source,
-                                       comparison: comparison, thresholdFrom: comparison.threshold == nil ? nil : thresholdFrom,
-                                       limit: maxAbsDiff)
-            if let warning = statistics.warning(precondition: scorerA.card.inputPrecondition) {
-                printError("clipsafety: warning: inputs: \(warning)")
-            }
+            let job = ModelComparison(a: a, b: b, inputs: inputs.map(ModelComparison.Inputs.file)
+                                          ?? .random(rows: random ?? ModelComparison.defaultRandomRows, seed: seed),
+                                      threshold: threshold, maxAbsDiff: maxAbsDiff, worst: worst, limits: limitOptions.limits)
+            let (report, warning) = try job.run()
+            if let warning { printError("clipsafety: warning: inputs: \(warning)") }
             print(json ? try report.json() : report.text(style: Styler(enabled: Colour.forStandardOutput)))
             exceeded = report.withinLimit == false
         }
         if exceeded { throw ExitCode(ExitStatus.verificationFailed.rawValue) }
-    }
-
-    /// A 2-D array from an .npy file, or the 'inputs' member (else the only member) of an .npz.
-    static func readInputs(_ path: String, limits: ReaderLimits) throws -> (NpyArray, String?) {
-        let bytes = try MappedFile.map(path, limits: limits)
-        switch try FormatRegistry.identify(bytes, limits: limits) {
-        case .npy:
-            return (try NpyArray(contentsOf: path), nil)  // memory-mapped; rows released as they are compared
-        case .npz:
-            let arrays = try NpzArchive.read(bytes: bytes, limits: limits)
-            if let x = arrays["inputs"] { return (x, "inputs") }
-            if arrays.count == 1, let (name, x) = arrays.first { return (x, name) }
-            throw ClipSafetyError.mismatch("the .npz has no 'inputs' member (has: \(arrays.keys.sorted().joined(separator: ", ")))")
-        case let kind:
-            throw ClipSafetyError.unsupported("inputs must be .npy or .npz; this is \(kind.summary)")
-        }
-    }
-}
-
-/// Where the compared inputs came from.
-struct InputSource: Encodable {
-    var kind: String
-    var path: String?
-    var member: String?
-    var seed: UInt64?
-    var rows: Int
-    var columns: Int
-    var dtype: String
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(path, forKey: .path)
-        try c.encode(member, forKey: .member)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(rows, forKey: .rows)
-        try c.encode(columns, forKey: .columns)
-        try c.encode(dtype, forKey: .dtype)
-    }
-
-    enum CodingKeys: String, CodingKey { case kind, path, member, seed, rows, columns, dtype }
-
-    var text: String {
-        let what = "\(rows) rows × \(columns), \(dtype)"
-        if let path { return "\(path)\(member.map { " (\($0))" } ?? ""): \(what)" }
-        return "random unit rows, seed \(seed ?? 0): \(what)"
-    }
-}
-
-/// `compare`'s result, printed as text or JSON (schema clipsafety-compare/1).
-struct CompareReport: Encodable {
-    static let schemaID = "clipsafety-compare/1"
-
-    struct Side: Encodable {
-        var path: String
-        var name: String
-        var sourceFormat: String
-        var backbone: String
-        var embeddingDim: Int
-        var outputColumns: [String]
-
-        init(path: String, scorer: Scorer) {
-            self.path = path
-            name = scorer.card.name
-            sourceFormat = scorer.model.source.sourceFormat
-            backbone = scorer.card.backbone
-            embeddingDim = scorer.inputWidth
-            outputColumns = scorer.card.outputColumns
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case path, name, backbone
-            case sourceFormat = "source_format"
-            case embeddingDim = "embedding_dim"
-            case outputColumns = "output_columns"
-        }
-    }
-
-    var a: Side
-    var b: Side
-    var inputs: InputSource
-    var comparison: Comparison
-    var thresholdFrom: String?
-    var limit: Double?
-
-    var withinLimit: Bool? { limit.map { comparison.maxAbsDiff <= $0 } }
-
-    enum CodingKeys: String, CodingKey {
-        case schema, a, b, inputs, rows, columns, worst, decisions
-        case maxAbsDiff = "max_abs_diff"
-        case meanAbsDiff = "mean_abs_diff"
-        case nanDiffs = "nan_diffs"
-        case worstRows = "worst_rows"
-        case maxAbsDiffLimit = "max_abs_diff_limit"
-        case withinLimit = "within_limit"
-    }
-
-    struct Decisions: Encodable {
-        var rule: Comparison.Rule
-        var threshold: Double?
-        var thresholdFrom: String?
-        var compared: Int
-        var flips: Int
-        var flippedRows: [Int]
-
-        enum CodingKeys: String, CodingKey {
-            case rule, threshold, compared, flips
-            case thresholdFrom = "threshold_from"
-            case flippedRows = "flipped_rows"
-        }
-
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(rule, forKey: .rule)
-            try c.encode(threshold, forKey: .threshold)
-            try c.encode(thresholdFrom, forKey: .thresholdFrom)
-            try c.encode(compared, forKey: .compared)
-            try c.encode(flips, forKey: .flips)
-            try c.encode(flippedRows, forKey: .flippedRows)
-        }
-    }
-
-    var decisions: Decisions? {
-        comparison.rule.map {
-            Decisions(rule: $0, threshold: comparison.threshold, thresholdFrom: thresholdFrom, compared: comparison.rows,
-                      flips: comparison.flips, flippedRows: comparison.flippedRows)
-        }
-    }
-
-    /// JSON numbers must be finite: an infinite difference (a NaN output) is written as null.
-    static func finite(_ v: Double) -> Double? { v.isFinite ? v : nil }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(Self.schemaID, forKey: .schema)
-        try c.encode(a, forKey: .a)
-        try c.encode(b, forKey: .b)
-        try c.encode(inputs, forKey: .inputs)
-        try c.encode(comparison.rows, forKey: .rows)
-        try c.encode(comparison.columns, forKey: .columns)
-        try c.encode(Self.finite(comparison.maxAbsDiff), forKey: .maxAbsDiff)
-        try c.encode(comparison.meanAbsDiff, forKey: .meanAbsDiff)
-        try c.encode(comparison.nanDiffs, forKey: .nanDiffs)
-        let rows = comparison.worstRows.filter { $0.absDiff.isFinite && $0.a.isFinite && $0.b.isFinite }
-        try c.encode(rows.first, forKey: .worst)
-        try c.encode(rows, forKey: .worstRows)
-        try c.encode(decisions, forKey: .decisions)
-        try c.encode(limit, forKey: .maxAbsDiffLimit)
-        try c.encode(withinLimit, forKey: .withinLimit)
-    }
-
-    func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
-
-    func text(style: Styler) -> String {
-        var out: [String] = []
-        func field(_ label: String, _ value: String) { out += TextLayout.field(label, value, labelWidth: 12) }
-        for (label, side) in [("A", a), ("B", b)] {
-            field(label, side.path)
-            field("", "\(side.name) (\(side.sourceFormat), \(side.embeddingDim)-d → \(side.outputColumns.joined(separator: ", ")))")
-        }
-        field("inputs", inputs.text)
-        let c = comparison
-        let columnName = { (i: Int) in i < a.outputColumns.count ? a.outputColumns[i] : String(i) }
-        if let w = c.worst {
-            field("max |A−B|", String(format: "%.3g", c.maxAbsDiff) + " at row \(w.row), column \(columnName(w.column)) " + String(format: "(A %.6g, B %.6g)", w.a, w.b))
-        } else {
-            field("max |A−B|", "0 (no rows)")
-        }
-        field("mean |A−B|", String(format: "%.3g", c.meanAbsDiff) + (c.nanDiffs > 0 ? ", \(c.nanDiffs) differences are NaN" : ""))
-        if let d = decisions {
-            let rule = d.rule == .argmax ? "labels differ (argmax)" : "flip at threshold \(CardText.number(d.threshold ?? 0)) (\(d.thresholdFrom ?? ""))"
-            let line = "\(d.flips) of \(d.compared) \(rule)"
-            out += TextLayout.field("decisions", line, labelWidth: 12).map { d.flips > 0 ? style.red($0) : $0 }
-            if !d.flippedRows.isEmpty {
-                field("", "rows " + d.flippedRows.map(String.init).joined(separator: ", ") + (d.flips > d.flippedRows.count ? ", …" : ""))
-            }
-        } else {
-            field("decisions", "not compared (no threshold, and not both prompt classifiers)")
-        }
-        if let limit {
-            let ok = withinLimit == true
-            let line = (ok ? "within" : "EXCEEDS") + " --max-abs-diff \(limit)"
-            out += TextLayout.field("limit", line, labelWidth: 12).map { ok ? style.green($0) : style.red($0) }
-        }
-        if !c.worstRows.isEmpty {
-            out.append("")
-            out.append(style.bold("Worst rows"))
-            var table = TextTable([.init("row", .right), .init("column"), .init("A", .right), .init("B", .right), .init("|A−B|", .right)],
-                                  flexible: 1, indent: 2)
-            for r in c.worstRows {
-                table.add([String(r.row), columnName(r.column), String(format: "%.6g", r.a), String(format: "%.6g", r.b), String(format: "%.3g", r.absDiff)])
-            }
-            let rendered = table.render()
-            out.append(style.dim(rendered[0]))
-            out += rendered.dropFirst()
-        }
-        return out.map { $0.hasSuffix(" ") ? String($0.reversed().drop { $0 == " " }.reversed()) : $0 }.joined(separator: "\n")
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Converters
 import Foundation
 import Inspect
+import Jobs
 import Runtime
 
 /// Options every command that opens a model shares: limits for upstream files.
@@ -75,11 +76,13 @@ struct MeaningOptions: ParsableArguments {
     }
 }
 
-/// Opens a model (native or upstream, converted in memory) and validates it for scoring.
-/// `threads` caps the cores one batch uses (nil: all).
-func openScorer(_ path: String, limits: ReaderLimits, threshold: Double? = nil, threads: Int? = nil) throws -> Scorer {
-    try withFile(path) {
-        let options = ConversionOptions(fileName: path, stated: StatedMeaning(threshold: threshold), limits: limits)
-        return try Scorer(model: try ModelLoader.load(path: path, options: options), parallelism: threads)
-    }
+/// `--normalize` and `--strict`, shared by the commands that score inputs.
+struct InputCheckOptions: ParsableArguments {
+    @Flag(help: "L2-normalise every input row before scoring.")
+    var normalize = false
+
+    @Flag(help: "Refuse (exit 65) inputs that break the model's precondition or hold NaN/infinity, instead of warning.")
+    var strict = false
+
+    var settings: InputCheckSettings { InputCheckSettings(normalize: normalize, strict: strict) }
 }

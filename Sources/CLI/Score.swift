@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Jobs
 import Runtime
 
 struct Score: ParsableCommand {
@@ -58,7 +59,11 @@ struct Score: ParsableCommand {
             guard inputDir != nil, outputDir != nil else { throw ValidationError("--input-dir and --output-dir go together") }
             guard input == nil, output == nil else { throw ValidationError("give either INPUT -o OUTPUT or --input-dir and --output-dir, not both") }
             guard threshold == nil else { throw ValidationError("--threshold is for .csv/.jsonl output; folder outputs hold raw scores") }
-            return try FolderScoring.validate(models: [model] + moreModels, shard: shard, glob: glob)
+            do {
+                return try FolderScoring.validate(models: [model] + moreModels, shard: shard, glob: glob)
+            } catch let e as ClipSafetyError {
+                throw ValidationError(e.message)
+            }
         }
         guard moreModels.isEmpty, shard == nil, glob == nil else {
             throw ValidationError("--model, --shard and --glob work with --input-dir and --output-dir")
@@ -73,45 +78,38 @@ struct Score: ParsableCommand {
         if let inputDir, let outputDir { return try runFolder(inputDir: inputDir, outputDir: outputDir) }
         guard let input, let output else { throw ValidationError("missing INPUT and -o OUTPUT") }
         try ExitStatus.run {
-            let scorer = try openScorer(model, limits: limitOptions.limits, threads: threads)
-            let embeddings = try withFile(input) { try NpyArray(contentsOf: input) }
-            try withFile(input) { try checkShape(embeddings, scorer: scorer) }
-            let rows = embeddings.shape[0]
-            let writer = try withFile(output) {
-                try ScoreWriter(path: output, format: ScoreOutputFormat(path: output)!, card: scorer.card,
-                                threshold: threshold ?? scorer.card.threshold, rows: rows, columns: scorer.outputWidth)
+            let job = FileScoring(model: model, input: input, output: output, batch: batch, threshold: threshold,
+                                  threads: threads, checks: checkOptions.settings, limits: limitOptions.limits)
+            var bar: ProgressBar?
+            defer { bar?.finish() }
+            let warning = try job.run { done, total in
+                if bar == nil { bar = ProgressBar(total: total, label: "scoring") }
+                bar?.update(done)
             }
-            let progress = ProgressBar(total: rows, label: "scoring")
-            var checker = InputChecker(card: scorer.card, options: checkOptions)
-            let workspace = scorer.makeWorkspace(rows: min(batch, rows))
-            do {
-                var start = 0
-                while start < rows {
-                    let count = min(batch, rows - start)
-                    let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer, workspace: workspace) } }
-                    try withFile(output) { try writer.write(result, firstRow: start) }
-                    start += count
-                    embeddings.releaseRows(before: start)
-                    progress.update(start)
-                }
-                progress.finish()
-                try withFile(output) { try writer.finish() }
-                if let warning = checker.warning { printError("clipsafety: warning: \(input): \(warning)") }
-            } catch {
-                progress.finish()
-                writer.abandon()
-                throw error
-            }
+            if let warning { printError("clipsafety: warning: \(input): \(warning)") }
         }
+    }
+
+    /// The folder form's entry point, from `run()`.
+    func runFolder(inputDir: String, outputDir: String) throws {
+        var failed = false
+        try ExitStatus.run {
+            let partition = try shard.map { try ShardPartition(parsing: $0) }
+            let job = FolderScoring(modelPaths: [model] + moreModels, inputDir: inputDir, outputDir: outputDir, partition: partition,
+                                    glob: glob ?? FolderScoring.defaultGlob, batch: batch, checks: checkOptions.settings,
+                                    limits: limitOptions.limits, threads: threads)
+            let summary = try job.run(observer: FolderProgress())
+            printError(summary.line(partition: partition, manifest: outputDir + "/manifest.jsonl"))
+            failed = summary.failed > 0
+        }
+        if failed { throw ExitCode(ExitStatus.dataError.rawValue) }
     }
 }
 
-/// Checks that an input matrix can be scored by the model: 2-D, float, right width.
-func checkShape(_ embeddings: NpyArray, scorer: Scorer) throws {
-    guard embeddings.shape.count == 2, embeddings.dtype.embeddingElementType != nil else {
-        throw ClipSafetyError.mismatch("expected a 2-D float16/float32/float64 matrix, found \(embeddings.dtype.descr) with shape \(embeddings.shape)")
-    }
-    guard embeddings.shape[1] == scorer.inputWidth else {
-        throw ClipSafetyError.mismatch("rows have \(embeddings.shape[1]) values; the model expects \(scorer.inputWidth) (\(scorer.card.backbone) embeddings)")
+extension FolderSummary {
+    /// The closing line of a folder run.
+    func line(partition: ShardPartition?, manifest: String) -> String {
+        let selection = partition.map { " (partition \($0) of \(matched))" } ?? ""
+        return "clipsafety: \(selected) shard\(selected == 1 ? "" : "s")\(selection): \(scored) scored (\(rows) rows), \(skipped) already done, \(failed) failed; manifest \(manifest)"
     }
 }

@@ -1,39 +1,81 @@
-import ArgumentParser
 import Converters
 import Foundation
-import Jobs
 import Runtime
+
+/// What a folder run tells its caller while it works: progress and one-line messages
+/// (warnings, failed shards). The CLI draws a progress line; tests collect the messages.
+public protocol FolderObserver: AnyObject {
+    func started(shards: Int, bytes: Int)
+    func scored(rows: Int, bytes: Int)
+    func finishedShard(bytes: Int)
+    func message(_ line: String)
+    func finished()
+}
+
+/// How a folder run ended.
+public struct FolderSummary: Sendable, Equatable {
+    /// Shards the glob matched, and those of them this run's partition selected.
+    public var matched = 0
+    public var selected = 0
+    public var scored = 0
+    public var skipped = 0
+    public var failed = 0
+    public var rows = 0
+
+    public init(matched: Int = 0, selected: Int = 0, scored: Int = 0, skipped: Int = 0, failed: Int = 0, rows: Int = 0) {
+        self.matched = matched
+        self.selected = selected
+        self.scored = scored
+        self.skipped = skipped
+        self.failed = failed
+        self.rows = rows
+    }
+}
 
 /// `score MODEL [--model MODEL2 …] --input-dir DIR --output-dir OUT`: every `.npy` shard of a
 /// folder, each read once for all the models, each written as `OUT/<shard>.npy` and recorded
 /// in `OUT/manifest.jsonl` so that a rerun skips what is done (README, "Scoring a folder").
-struct FolderScoring {
-    var modelPaths: [String]
-    var inputDir: String
-    var outputDir: String
-    var partition: ShardPartition?
-    var glob: String
-    var batch: Int
-    var checkOptions: InputCheckOptions
-    var limits: ReaderLimits
-    var threads: Int?
+public struct FolderScoring {
+    public var modelPaths: [String]
+    public var inputDir: String
+    public var outputDir: String
+    public var partition: ShardPartition?
+    public var glob: String
+    public var batch: Int
+    public var checks: InputCheckSettings
+    public var limits: ReaderLimits
+    public var threads: Int?
 
-    static let defaultGlob = "*.npy"
+    public static let defaultGlob = "*.npy"
+
+    public init(modelPaths: [String], inputDir: String, outputDir: String, partition: ShardPartition? = nil,
+                glob: String = FolderScoring.defaultGlob, batch: Int = 4096, checks: InputCheckSettings = .init(),
+                limits: ReaderLimits = .init(), threads: Int? = nil) {
+        self.modelPaths = modelPaths
+        self.inputDir = inputDir
+        self.outputDir = outputDir
+        self.partition = partition
+        self.glob = glob
+        self.batch = batch
+        self.checks = checks
+        self.limits = limits
+        self.threads = threads
+    }
 
     /// Checks the argument values that need no file: model names give distinct column
     /// prefixes, `--shard` parses, the pattern is not empty.
-    static func validate(models: [String], shard: String?, glob: String?) throws {
+    public static func validate(models: [String], shard: String?, glob: String?) throws {
         var stems: [String: String] = [:]
         for path in models {
             let stem = FolderColumns.stem((path as NSString).lastPathComponent)
             if let other = stems.updateValue(path, forKey: stem) {
-                throw ValidationError("models '\(other)' and '\(path)' would both name their columns '\(stem)/…'; give one another file name")
+                throw ClipSafetyError.usage("models '\(other)' and '\(path)' would both name their columns '\(stem)/…'; give one another file name")
             }
         }
         if let shard {
-            do { _ = try ShardPartition(parsing: shard) } catch let e as ClipSafetyError { throw ValidationError(e.message) }
+            do { _ = try ShardPartition(parsing: shard) } catch let e as ClipSafetyError { throw ClipSafetyError.usage(e.message) }
         }
-        if let glob, glob.isEmpty || glob.contains("/") { throw ValidationError("--glob is a file-name pattern (no '/')") }
+        if let glob, glob.isEmpty || glob.contains("/") { throw ClipSafetyError.usage("--glob is a file-name pattern (no '/')") }
     }
 
     struct Head {
@@ -42,66 +84,67 @@ struct FolderScoring {
         var workspace: ScoreWorkspace
     }
 
-    struct Tally {
-        var scored = 0
-        var skipped = 0
-        var failed = 0
-        var rows = 0
-    }
-
-    func run() throws {
-        let heads = try modelPaths.map { path -> Head in
-            let scorer = try openScorer(path, limits: limits, threads: threads)
-            return Head(path: path, scorer: scorer, workspace: scorer.makeWorkspace(rows: batch))
-        }
-        try checkWidths(heads)
-        let columns = FolderColumns(models: try heads.map { h in
-            let sha = try withFile(h.path) { sha256Hex(try MappedFile.map(h.path)) }
-            return FolderColumns.Model(file: (h.path as NSString).lastPathComponent, sha256: sha,
-                                       name: h.scorer.card.name, columns: h.scorer.card.outputColumns)
-        }, normalize: checkOptions.normalize)
-
+    /// Scores every selected shard not yet recorded as done. A shard that cannot be scored is
+    /// recorded as failed and counted; problems that would hit every shard (models, folders,
+    /// the manifest, writing) throw.
+    public func run(observer: FolderObserver) throws -> FolderSummary {
+        let heads = try openHeads()
+        let columns = try folderColumns(heads)
         try prepareFolders()
         let names = try withFile(inputDir) { try ShardPlan.list(directory: inputDir, glob: glob) }
         let plan = try withFile(inputDir) { try ShardPlan(names: names, partition: partition) }
         try withFile(outputDir + "/columns.json") { try columns.writeOrCheck(at: outputDir + "/columns.json") }
-        TemporaryOutput.removeStale(in: outputDir)
+        AtomicFile.removeStale(in: outputDir)
         let manifestPath = outputDir + "/manifest.jsonl"
         let manifest = try withFile(manifestPath) { try ShardManifest(contentsOf: manifestPath) }
         if let line = manifest.damagedLines.first {
-            printError("clipsafety: warning: \(manifestPath): line \(line) is not a manifest entry; ignored")
+            observer.message("clipsafety: warning: \(manifestPath): line \(line) is not a manifest entry; ignored")
         }
         let appender = try withFile(manifestPath) { try ManifestAppender(path: manifestPath, endsWithNewline: manifest.endsWithNewline) }
+        if plan.all.isEmpty { observer.message("clipsafety: warning: \(inputDir): no file matches \(glob)") }
 
-        if plan.all.isEmpty { printError("clipsafety: warning: \(inputDir): no file matches \(glob)") }
-        var tally = Tally()
+        var summary = FolderSummary(matched: plan.all.count, selected: plan.selected.count)
+        let todo = pending(plan.selected, manifest: manifest, summary: &summary)
+        observer.started(shards: todo.count, bytes: todo.reduce(0) { $0 + $1.bytes })
+        for shard in todo {
+            let entry = try score(shard.name, bytes: shard.bytes, heads: heads, columns: columns.columns.count, observer: observer)
+            try withFile(manifestPath) { try appender.append(entry) }
+            summary.add(entry)
+            observer.finishedShard(bytes: entry.bytes)
+        }
+        observer.finished()
+        return summary
+    }
+
+    private func openHeads() throws -> [Head] {
+        let heads = try modelPaths.map { path -> Head in
+            let scorer = try ScorerLoader.open(path, limits: limits, threads: threads)
+            return Head(path: path, scorer: scorer, workspace: scorer.makeWorkspace(rows: batch))
+        }
+        try checkWidths(heads)
+        return heads
+    }
+
+    private func folderColumns(_ heads: [Head]) throws -> FolderColumns {
+        FolderColumns(models: try heads.map { h in
+            let sha = try withFile(h.path) { sha256Hex(try MappedFile.map(h.path, limits: limits)) }
+            return FolderColumns.Model(file: (h.path as NSString).lastPathComponent, sha256: sha,
+                                       name: h.scorer.card.name, columns: h.scorer.card.outputColumns)
+        }, normalize: checks.normalize)
+    }
+
+    /// The selected shards the manifest does not record as done, with their sizes.
+    private func pending(_ selected: [String], manifest: ShardManifest, summary: inout FolderSummary) -> [(name: String, bytes: Int)] {
         var todo: [(name: String, bytes: Int)] = []
-        for name in plan.selected {
+        for name in selected {
             let bytes = fileSize(inputDir + "/" + name)
             if manifest.completed(name, inputBytes: bytes, outputDirectory: outputDir) != nil {
-                tally.skipped += 1
+                summary.skipped += 1
             } else {
                 todo.append((name, bytes))
             }
         }
-        let progress = FolderProgress(shards: todo.count, bytes: todo.reduce(0) { $0 + $1.bytes })
-        for shard in todo {
-            let entry = try score(shard.name, bytes: shard.bytes, heads: heads, columns: columns.columns.count, progress: progress)
-            try withFile(manifestPath) { try appender.append(entry) }
-            switch entry.status {
-            case .done:
-                tally.scored += 1
-                tally.rows += entry.rows ?? 0
-            case .failed:
-                tally.failed += 1
-            }
-            progress.finishShard(entry.bytes)
-        }
-        progress.finish()
-        let selection = partition.map { " (partition \($0) of \(plan.all.count))" } ?? ""
-        let count = plan.selected.count
-        printError("clipsafety: \(count) shard\(count == 1 ? "" : "s")\(selection): \(tally.scored) scored (\(tally.rows) rows), \(tally.skipped) already done, \(tally.failed) failed; manifest \(manifestPath)")
-        if tally.failed > 0 { throw ExitCode(ExitStatus.dataError.rawValue) }
+        return todo
     }
 
     /// All heads must read the same rows: one folder holds one embedding width.
@@ -120,12 +163,11 @@ struct FolderScoring {
         do {
             try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
         } catch {
-            printError("clipsafety: \(outputDir): cannot create the output folder: \(error.localizedDescription)")
-            throw ExitCode(ExitStatus.cannotCreate.rawValue)
+            throw FileError(path: outputDir, underlying: .cannotCreate("cannot create the output folder: \(error.localizedDescription)"))
         }
         if let a = realpath(inputDir, nil), let b = realpath(outputDir, nil) {
             defer { free(a); free(b) }
-            if strcmp(a, b) == 0 { throw ValidationError("--output-dir must not be --input-dir: outputs would overwrite the shards") }
+            if strcmp(a, b) == 0 { throw ClipSafetyError.usage("--output-dir must not be --input-dir: outputs would overwrite the shards") }
         }
     }
 
@@ -136,7 +178,7 @@ struct FolderScoring {
 
     /// Scores one shard. Problems with the shard give a `failed` entry; problems writing the
     /// output throw (they would hit every shard).
-    private func score(_ name: String, bytes: Int, heads: [Head], columns: Int, progress: FolderProgress) throws -> ManifestEntry {
+    private func score(_ name: String, bytes: Int, heads: [Head], columns: Int, observer: FolderObserver) throws -> ManifestEntry {
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds() -> Double { (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 * 1000).rounded() / 1000 }
         let path = inputDir + "/" + name
@@ -144,35 +186,44 @@ struct FolderScoring {
         let outputPath = outputDir + "/" + outputName
         do {
             let embeddings = try NpyArray(contentsOf: path)
-            for h in heads { try checkShape(embeddings, scorer: h.scorer) }
+            for h in heads { try InputChecker.checkShape(embeddings, scorer: h.scorer) }
             let rows = embeddings.shape[0]
             let rowBytes = bytes > 0 && rows > 0 ? Swift.max(1, embeddings.data.count / rows) : 0
             let output = try withFile(outputPath) { try ShardOutputFile(path: outputPath, rows: rows, columns: columns) }
-            var checker = InputChecker(precondition: Self.precondition(heads), options: checkOptions)
-            var buffer = [Float](repeating: 0, count: Swift.min(batch, rows) * columns)
-            let halves = HalfWidening(rows: Swift.min(batch, rows), columns: embeddings.shape[1])
-            var first = 0
-            while first < rows {
-                let count = Swift.min(batch, rows - first)
-                if first + count < rows { embeddings.willNeed(rows: first + count, count: Swift.min(batch, rows - first - count)) }
-                let results = try embeddings.withRows(first, count) { b in
-                    try checker.score(halves.widened(b), with: heads.map(\.scorer), workspaces: heads.map(\.workspace))
-                }
-                Self.interleave(results, rows: count, into: &buffer)
-                try withFile(outputPath) { try buffer.withUnsafeBufferPointer { try output.append(UnsafeBufferPointer(rebasing: $0[0..<(count * columns)])) } }
-                first += count
-                embeddings.releaseRows(before: first)
-                progress.advance(rows: count, bytes: count * rowBytes)
-            }
+            var checker = InputChecker(precondition: Self.precondition(heads), options: checks)
+            try scoreRows(of: embeddings, heads: heads, checker: &checker, into: output, rowBytes: rowBytes, observer: observer)
             let sha = try withFile(outputPath) { try output.finish() }
             let warning = checker.warning
-            if let warning { progress.print("clipsafety: warning: \(path): \(warning)") }
+            if let warning { observer.message("clipsafety: warning: \(path): \(warning)") }
             return ManifestEntry(shard: name, status: .done, bytes: bytes, rows: rows, output: outputName, sha256: sha,
                                  seconds: seconds(), warning: warning)
         } catch let e as ClipSafetyError {
             unlink(outputPath)  // an older output of this shard no longer stands
-            progress.print("clipsafety: \(path): \(e.message) (shard recorded as failed)")
+            observer.message("clipsafety: \(path): \(e.message) (shard recorded as failed)")
             return ManifestEntry(shard: name, status: .failed, bytes: bytes, seconds: seconds(), reason: e.message)
+        }
+    }
+
+    /// Scores `embeddings` batch by batch with every head into `output`, reading ahead and
+    /// releasing pages behind so memory stays bounded by `batch`.
+    private func scoreRows(of embeddings: NpyArray, heads: [Head], checker: inout InputChecker, into output: ShardOutputFile,
+                           rowBytes: Int, observer: FolderObserver) throws {
+        let rows = embeddings.shape[0]
+        let columns = heads.reduce(0) { $0 + $1.scorer.outputWidth }
+        var buffer = [Float](repeating: 0, count: Swift.min(batch, rows) * columns)
+        let halves = HalfWidening(rows: Swift.min(batch, rows), columns: embeddings.shape[1])
+        var first = 0
+        while first < rows {
+            let count = Swift.min(batch, rows - first)
+            if first + count < rows { embeddings.willNeed(rows: first + count, count: Swift.min(batch, rows - first - count)) }
+            let results = try embeddings.withRows(first, count) { b in
+                try checker.score(halves.widened(b), with: heads.map(\.scorer), workspaces: heads.map(\.workspace))
+            }
+            Self.interleave(results, rows: count, into: &buffer)
+            try withFile(output.path) { try buffer.withUnsafeBufferPointer { try output.append(UnsafeBufferPointer(rebasing: $0[0..<(count * columns)])) } }
+            first += count
+            embeddings.releaseRows(before: first)
+            observer.scored(rows: count, bytes: count * rowBytes)
         }
     }
 
@@ -234,85 +285,15 @@ extension NpyArray {
     }
 }
 
-/// One progress line over the whole folder on a terminal: shards done, rows/s, ETA (by bytes).
-final class FolderProgress {
-    private let shards: Int
-    private let bytes: Int
-    private let enabled: Bool
-    private let start = Date()
-    private var lastDraw = Date.distantPast
-    private var shardsDone = 0
-    private var bytesDone = 0
-    private var bytesInShard = 0
-    private var rows = 0
 
-    init(shards: Int, bytes: Int) {
-        self.shards = shards
-        self.bytes = Swift.max(bytes, 1)
-        enabled = isatty(2) == 1 && shards > 0
-    }
-
-    func advance(rows count: Int, bytes b: Int) {
-        rows += count
-        bytesInShard += b
-        draw()
-    }
-
-    func finishShard(_ shardBytes: Int) {
-        shardsDone += 1
-        bytesDone += Swift.max(shardBytes, 0)
-        bytesInShard = 0
-        draw(force: true)
-    }
-
-    /// Prints a line above the progress line.
-    func print(_ line: String) {
-        clear()
-        printError(line)
-        draw(force: true)
-    }
-
-    func finish() { clear() }
-
-    private func clear() {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-    }
-
-    private func draw(force: Bool = false) {
-        guard enabled else { return }
-        let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) > 0.1 else { return }
-        lastDraw = now
-        let done = Swift.min(bytesDone + bytesInShard, bytes)
-        let fraction = Double(done) / Double(bytes)
-        let elapsed = now.timeIntervalSince(start)
-        let rate = elapsed > 0 ? Double(rows) / elapsed : 0
-        let eta = fraction > 0 ? elapsed * (1 - fraction) / fraction : 0
-        let width = 24
-        let filled = Swift.min(width, Int(fraction * Double(width)))
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = String(format: "\rshards %d/%d [%@] %3.0f%% %@ rows/s ETA %@", shardsDone, shards, bar, fraction * 100, compact(rate), duration(eta))
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    private func compact(_ v: Double) -> String {
-        v >= 1e6 ? String(format: "%.2fM", v / 1e6) : v >= 1e3 ? String(format: "%.1fk", v / 1e3) : String(format: "%.0f", v)
-    }
-
-    private func duration(_ s: Double) -> String {
-        let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%dh%02dm", t / 3600, t % 3600 / 60) : String(format: "%dm%02ds", t / 60, t % 60)
-    }
-}
-
-extension Score {
-    /// The folder form's entry point, from `run()`.
-    func runFolder(inputDir: String, outputDir: String) throws {
-        try ExitStatus.run {
-            let partition = try shard.map { try ShardPartition(parsing: $0) }
-            try FolderScoring(modelPaths: [model] + moreModels, inputDir: inputDir, outputDir: outputDir, partition: partition,
-                              glob: glob ?? FolderScoring.defaultGlob, batch: batch, checkOptions: checkOptions,
-                              limits: limitOptions.limits, threads: threads).run()
+extension FolderSummary {
+    mutating func add(_ entry: ManifestEntry) {
+        switch entry.status {
+        case .done:
+            scored += 1
+            rows += entry.rows ?? 0
+        case .failed:
+            failed += 1
         }
     }
 }

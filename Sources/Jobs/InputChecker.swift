@@ -1,28 +1,32 @@
-import ArgumentParser
+import Converters
 import Runtime
 
-/// `--normalize` and `--strict`, shared by the commands that score inputs.
-struct InputCheckOptions: ParsableArguments {
-    @Flag(help: "L2-normalise every input row before scoring.")
-    var normalize = false
+/// What to do with inputs that break a model's precondition (`--normalize`, `--strict`).
+public struct InputCheckSettings: Sendable {
+    /// L2-normalise every row before scoring.
+    public var normalize: Bool
+    /// Refuse a batch that breaks the precondition or holds NaN/infinity, instead of warning.
+    public var strict: Bool
 
-    @Flag(help: "Refuse (exit 65) inputs that break the model's precondition or hold NaN/infinity, instead of warning.")
-    var strict = false
+    public init(normalize: Bool = false, strict: Bool = false) {
+        self.normalize = normalize
+        self.strict = strict
+    }
 }
 
 /// Checks each batch against the model's input precondition, and reports once: a warning line
 /// at the end, or (with --strict) an error at the first bad batch, whose scores are never
 /// returned. The measurement shares the scorer's pass over the input (`scoreMeasuring`).
-struct InputChecker {
-    let precondition: String
-    let options: InputCheckOptions
-    private(set) var statistics = InputStatistics()
+public struct InputChecker {
+    public let precondition: String
+    public let options: InputCheckSettings
+    public private(set) var statistics = InputStatistics()
 
-    init(card: ModelCard, options: InputCheckOptions) {
+    public init(card: ModelCard, options: InputCheckSettings) {
         self.init(precondition: card.inputPrecondition, options: options)
     }
 
-    init(precondition: String, options: InputCheckOptions) {
+    public init(precondition: String, options: InputCheckSettings) {
         self.precondition = precondition
         self.options = options
     }
@@ -30,7 +34,7 @@ struct InputChecker {
     /// Scores `batch`, measuring it in the same pass (or, with --normalize, measuring it and
     /// scoring a normalised copy); with --strict, throws instead of returning scores of a
     /// batch that breaks the precondition.
-    mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
+    public mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
         let workspace = workspace ?? scorer.makeWorkspace(rows: batch.rows)
         if options.normalize {
             try check(InputStatistics(batch))
@@ -44,7 +48,7 @@ struct InputChecker {
 
     /// Scores `batch` with every model, measuring it once (in the first model's pass) and
     /// normalising it once with --normalize: the folder form reads each batch once for all heads.
-    mutating func score(_ batch: EmbeddingBatch, with scorers: [Scorer], workspaces: [ScoreWorkspace]) throws -> [ScoreResult] {
+    public mutating func score(_ batch: EmbeddingBatch, with scorers: [Scorer], workspaces: [ScoreWorkspace]) throws -> [ScoreResult] {
         guard let first = scorers.first, !options.normalize else {
             try check(InputStatistics(batch))
             let normalized = options.normalize ? NormalizedBatch(batch) : nil
@@ -70,11 +74,33 @@ struct InputChecker {
     }
 
     /// The warning to print after scoring, or nil.
-    var warning: String? {
+    public var warning: String? {
         var stats = statistics
         if options.normalize { stats.offNormRows = 0 }
         guard let text = stats.warning(precondition: precondition) else { return nil }
         let advice = options.normalize ? "" : (precondition == "l2-normalized" && statistics.offNormRows > 0 ? "; scores of such rows are not meaningful: use --normalize, or --strict to refuse them" : "")
         return text + advice
+    }
+
+    /// Checks that an input matrix can be scored by `scorer`: 2-D, float, the model's width.
+    public static func checkShape(_ embeddings: NpyArray, scorer: Scorer) throws {
+        guard embeddings.shape.count == 2, embeddings.dtype.embeddingElementType != nil else {
+            throw ClipSafetyError.mismatch("expected a 2-D float16/float32/float64 matrix, found \(embeddings.dtype.descr) with shape \(embeddings.shape)")
+        }
+        guard embeddings.shape[1] == scorer.inputWidth else {
+            throw ClipSafetyError.mismatch("rows have \(embeddings.shape[1]) values; the model expects \(scorer.inputWidth) (\(scorer.card.backbone) embeddings)")
+        }
+    }
+}
+
+/// Opens models for the jobs that score.
+public enum ScorerLoader {
+    /// Opens a model (native or any file `convert` reads, converted in memory) for scoring;
+    /// `threads` caps the cores one batch uses (nil: all). Errors name the file.
+    public static func open(_ path: String, limits: ReaderLimits, threads: Int? = nil) throws -> Scorer {
+        try withFile(path) {
+            try Scorer(model: try ModelLoader.load(path: path, options: ConversionOptions(fileName: path, limits: limits)),
+                       parallelism: threads)
+        }
     }
 }

@@ -2,37 +2,28 @@ import Foundation
 import Runtime
 
 /// Output file kinds of `score`, chosen by the output's extension.
-enum ScoreOutputFormat: String, CaseIterable {
+public enum ScoreOutputFormat: String, CaseIterable, Sendable {
     case npy, csv, jsonl
 
-    init?(path: String) {
+    public init?(path: String) {
         self.init(rawValue: (path as NSString).pathExtension.lowercased())
     }
 }
 
-/// Writes scores as they are produced into a temporary file beside the output, renamed into
-/// place only when every row is written, so a failed run leaves no partial output.
-final class ScoreWriter {
-    let format: ScoreOutputFormat
-    let card: ModelCard
-    let threshold: Double?
-    private let finalPath: String
-    private let tmpPath: String
-    private let handle: FileHandle
+/// Writes scores as they are produced into an `AtomicFile`, committed only when every row is
+/// written, so a failed or interrupted run leaves no partial output.
+public final class ScoreWriter {
+    public let format: ScoreOutputFormat
+    public let card: ModelCard
+    public let threshold: Double?
+    private let file: AtomicFile
     private var buffer = Data()
 
-    init(path: String, format: ScoreOutputFormat, card: ModelCard, threshold: Double?, rows: Int, columns: Int) throws {
+    public init(path: String, format: ScoreOutputFormat, card: ModelCard, threshold: Double?, rows: Int, columns: Int) throws {
         self.format = format
         self.card = card
         self.threshold = threshold
-        finalPath = path
-        let url = URL(fileURLWithPath: path)
-        tmpPath = url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmpPath, contents: nil),
-              let h = FileHandle(forWritingAtPath: tmpPath) else {
-            throw ClipSafetyError.io("cannot create the output file")
-        }
-        handle = h
+        file = try AtomicFile(path: path)
         switch format {
         case .npy:
             buffer.append(NpyArray.headerBytes(dtype: .f4, shape: [rows, columns]))
@@ -52,7 +43,7 @@ final class ScoreWriter {
         return names
     }
 
-    func write(_ result: ScoreResult, firstRow: Int) throws {
+    public func write(_ result: ScoreResult, firstRow: Int) throws {
         switch format {
         case .npy:
             result.scores.withUnsafeBytes { buffer.append(contentsOf: $0) }
@@ -108,24 +99,18 @@ final class ScoreWriter {
     }
 
     private func flush() throws {
-        do {
-            try handle.write(contentsOf: buffer)
-        } catch {
-            throw ClipSafetyError.io("cannot write the output file: \(error.localizedDescription)")
-        }
+        try file.write(buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 
-    func finish() throws {
+    /// Writes what is buffered and commits the file into place.
+    public func finish() throws {
         try flush()
-        try handle.close()
-        guard rename(tmpPath, finalPath) == 0 else {
-            throw ClipSafetyError.io("cannot rename the output into place: \(String(cString: strerror(errno)))")
-        }
+        try file.commit()
     }
 
-    func abandon() {
-        try? handle.close()
-        unlink(tmpPath)
+    /// Removes the temporary; the output path is left as it was.
+    public func abandon() {
+        file.discard()
     }
 }

@@ -336,15 +336,9 @@ public struct FolderColumns: Codable, Equatable, Sendable {
     /// concurrent writer), or checks that the one there describes the same layout.
     public func writeOrCheck(at path: String) throws {
         if !FileManager.default.fileExists(atPath: path) {
-            let tmp = try TemporaryOutput.write(encoded(), beside: path)
-            defer { unlink(tmp) }
-            if link(tmp, path) != 0 && errno != EEXIST {
-                // Filesystems without hard links: a rename (identical bytes from every writer).
-                guard rename(tmp, path) == 0 else {
-                    throw ClipSafetyError.io("cannot write columns.json: \(String(cString: strerror(errno)))")
-                }
-                return
-            }
+            let file = try AtomicFile(path: path)
+            try file.write(encoded())
+            if try file.commitIfAbsent() { return }
         }
         let existing: FolderColumns
         do {
@@ -362,59 +356,11 @@ public struct FolderColumns: Codable, Equatable, Sendable {
     }
 }
 
-/// Temporary files beside their final path: `.NAME.tmp-HOST-PID`, so that a rerun can tell
-/// its own host's leftovers from a killed process (removed) and those of live writers (kept).
-public enum TemporaryOutput {
-    static let host: String = {
-        var buf = [CChar](repeating: 0, count: 256)
-        let name = gethostname(&buf, 255) == 0 ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "host"
-        let safe = String(name.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "." ? Character($0) : "_" })
-        return safe.isEmpty ? "host" : safe
-    }()
-
-    public static func path(beside final: String) -> String {
-        let url = URL(fileURLWithPath: final)
-        return url.deletingLastPathComponent().path + "/." + url.lastPathComponent + ".tmp-\(host)-\(getpid())"
-    }
-
-    /// Writes `data` to a fresh temporary path beside `final`, synced; returns the path.
-    static func write(_ data: Data, beside final: String) throws -> String {
-        let tmp = path(beside: final)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ClipSafetyError.io("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        try data.withUnsafeBytes { raw in
-            guard Glibc.write(fd, raw.baseAddress, raw.count) == raw.count, fsync(fd) == 0 else {
-                unlink(tmp)
-                throw ClipSafetyError.io("cannot write \(tmp): \(String(cString: strerror(errno)))")
-            }
-        }
-        return tmp
-    }
-
-    /// Removes temporaries in `directory` left by processes of this host that no longer run.
-    /// Returns how many were removed.
-    @discardableResult
-    public static func removeStale(in directory: String) -> Int {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return 0 }
-        let marker = ".tmp-\(host)-"
-        var removed = 0
-        for name in names where name.hasPrefix(".") {
-            guard let range = name.range(of: marker, options: .backwards),
-                  let pid = Int32(name[range.upperBound...]), pid > 0 else { continue }
-            if pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH { continue }
-            if unlink(directory + "/" + name) == 0 { removed += 1 }
-        }
-        return removed
-    }
-}
-
-/// One shard's output: a float32 `.npy` of `rows × columns`, streamed into a temporary file
-/// while its SHA-256 is computed, synced and renamed into place by `finish()`.
+/// One shard's output: a float32 `.npy` of `rows × columns`, streamed into an `AtomicFile`
+/// while its SHA-256 is computed, committed into place by `finish()`.
 public final class ShardOutputFile {
     public let path: String
-    private let tmpPath: String
-    private let fd: Int32
+    private let file: AtomicFile
     private var hasher = SHA256()
     private let expectedBytes: Int
     private var writtenBytes = 0
@@ -424,17 +370,10 @@ public final class ShardOutputFile {
             throw ClipSafetyError.limitExceeded("an output of \(rows) × \(columns) overflows")
         }
         self.path = path
-        tmpPath = TemporaryOutput.path(beside: path)
-        fd = open(tmpPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ClipSafetyError.io("cannot create the output: \(String(cString: strerror(errno)))") }
+        file = try AtomicFile(path: path)
         let header = NpyArray.headerBytes(dtype: .f4, shape: [rows, columns])
         expectedBytes = header.count + bytes
-        do {
-            try append(header)
-        } catch {
-            abandon()
-            throw error
-        }
+        try append(header)
     }
 
     /// Appends row-major float32 scores.
@@ -446,46 +385,23 @@ public final class ShardOutputFile {
         guard writtenBytes + data.count <= expectedBytes else {
             throw ClipSafetyError.mismatch("more scores than the output's \(expectedBytes) bytes")
         }
-        try data.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw ClipSafetyError.io("cannot write the output: \(String(cString: strerror(errno)))") }
-                offset += n
-            }
-        }
+        try file.write(data)
         hasher.update(data: data)
         writtenBytes += data.count
     }
 
-    /// Syncs and renames the file into place; returns its SHA-256.
+    /// Commits the file into place; returns its SHA-256.
     public func finish() throws -> String {
         guard writtenBytes == expectedBytes else {
-            abandon()
+            file.discard()
             throw ClipSafetyError.mismatch("output has \(writtenBytes) of \(expectedBytes) bytes")
         }
-        guard fsync(fd) == 0 else {
-            abandon()
-            throw ClipSafetyError.io("cannot sync the output: \(String(cString: strerror(errno)))")
-        }
-        close(fd)
-        closed = true
-        guard rename(tmpPath, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(tmpPath)
-            throw ClipSafetyError.io("cannot rename the output into place: \(message)")
-        }
+        try file.commit()
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
 
-    private var closed = false
-
-    /// Closes and removes the temporary file.
+    /// Removes the temporary; `path` is left as it was.
     public func abandon() {
-        if !closed { close(fd); closed = true }
-        unlink(tmpPath)
+        file.discard()
     }
-
-    deinit { if !closed { close(fd); unlink(tmpPath) } }
 }

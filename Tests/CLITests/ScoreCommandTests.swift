@@ -140,9 +140,9 @@ final class ScoreCommandTests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(outputs[0], outputs[1]).map { abs($0 - $1) }.max() ?? 1, 1e-5)
     }
 
-    func testUnwritableOutputExits74() throws {
+    func testOutputInAMissingFolderExits73() throws {
         let run = try CLI.run(["score", modelPath, dir.file("x.npy"), "-o", "/nonexistent-dir/o.npy"])
-        XCTAssertEqual(run.status, 74, run.stderr)
+        XCTAssertEqual(run.status, 73, run.stderr)
         XCTAssertTrue(run.stderr.contains("/nonexistent-dir/o.npy"), run.stderr)
     }
 }

@@ -217,17 +217,19 @@ final class ShardPlanTests: XCTestCase {
     }
 
     func testStaleTemporariesOfDeadProcessesAreRemovedAndLiveOnesKept() throws {
-        let mine = TemporaryOutput.path(beside: dir.file("a.npy"))
-        let marker = (mine as NSString).lastPathComponent.replacingOccurrences(of: "-\(getpid())", with: "")
+        let open = try AtomicFile(path: dir.file("a.npy"))
+        let mine = (open.temporaryPath as NSString).lastPathComponent
+        let prefix = String(mine[..<mine.range(of: "-\(getpid())-")!.lowerBound])
         var dead: Int32 = 4_000_000
         while dead > 1, kill(dead, 0) == 0 || errno != ESRCH { dead -= 1 }
-        let deadName = marker.replacingOccurrences(of: ".a.npy", with: ".b.npy") + "-\(dead)"
-        let liveName = marker.replacingOccurrences(of: ".a.npy", with: ".c.npy") + "-1"
-        for name in [deadName, liveName, (mine as NSString).lastPathComponent, ".other.tmp-elsewhere-\(dead)"] {
+        let deadName = prefix.replacingOccurrences(of: ".a.npy", with: ".b.npy") + "-\(dead)-7"
+        let liveName = prefix.replacingOccurrences(of: ".a.npy", with: ".c.npy") + "-1-7"
+        for name in [deadName, liveName, ".other.tmp-elsewhere-\(dead)-7"] {
             _ = try dir.write(Data([0]), to: name)
         }
-        XCTAssertEqual(TemporaryOutput.removeStale(in: dir.path), 1)
+        XCTAssertEqual(AtomicFile.removeStale(in: dir.path), 1)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir.path)),
-                       [liveName, (mine as NSString).lastPathComponent, ".other.tmp-elsewhere-\(dead)"])
+                       [liveName, mine, ".other.tmp-elsewhere-\(dead)-7"])
+        open.discard()
     }
 }

@@ -1,0 +1,69 @@
+import Converters
+import Foundation
+import Runtime
+
+/// `score MODEL INPUT -o OUTPUT`: one embedding matrix scored batch by batch into one output
+/// file (`.npy`, `.csv`, `.jsonl`), which appears whole or not at all.
+public struct FileScoring: Sendable {
+    public var model: String
+    public var input: String
+    public var output: String
+    public var batch: Int
+    /// The decision threshold for `.csv`/`.jsonl`; nil takes the card's.
+    public var threshold: Double?
+    public var threads: Int?
+    public var checks: InputCheckSettings
+    public var limits: ReaderLimits
+
+    public init(model: String, input: String, output: String, batch: Int = 4096, threshold: Double? = nil,
+                threads: Int? = nil, checks: InputCheckSettings = .init(), limits: ReaderLimits = .init()) {
+        self.model = model
+        self.input = input
+        self.output = output
+        self.batch = batch
+        self.threshold = threshold
+        self.threads = threads
+        self.checks = checks
+        self.limits = limits
+    }
+
+    /// Scores every row; `progress` gets (rows done, rows in all) after each batch. Returns the
+    /// input warning, if any. On any failure the output path is left as it was.
+    public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> String? {
+        guard let format = ScoreOutputFormat(path: output) else {
+            throw ClipSafetyError.usage("--output must end in .npy, .csv or .jsonl")
+        }
+        let scorer = try ScorerLoader.open(model, limits: limits, threads: threads)
+        let embeddings = try withFile(input) { try NpyArray(contentsOf: input) }
+        try withFile(input) { try InputChecker.checkShape(embeddings, scorer: scorer) }
+        let rows = embeddings.shape[0]
+        let writer = try withFile(output) {
+            try ScoreWriter(path: output, format: format, card: scorer.card, threshold: threshold ?? scorer.card.threshold,
+                            rows: rows, columns: scorer.outputWidth)
+        }
+        var checker = InputChecker(card: scorer.card, options: checks)
+        do {
+            try score(embeddings, with: scorer, checker: &checker, into: writer, progress: progress)
+            try withFile(output) { try writer.finish() }
+        } catch {
+            writer.abandon()
+            throw error
+        }
+        return checker.warning
+    }
+
+    private func score(_ embeddings: NpyArray, with scorer: Scorer, checker: inout InputChecker, into writer: ScoreWriter,
+                       progress: (Int, Int) -> Void) throws {
+        let rows = embeddings.shape[0]
+        let workspace = scorer.makeWorkspace(rows: min(batch, rows))
+        var start = 0
+        while start < rows {
+            let count = min(batch, rows - start)
+            let result = try withFile(input) { try embeddings.withRows(start, count) { try checker.score($0, with: scorer, workspace: workspace) } }
+            try withFile(output) { try writer.write(result, firstRow: start) }
+            start += count
+            embeddings.releaseRows(before: start)
+            progress(start, rows)
+        }
+    }
+}
