@@ -18,6 +18,7 @@ enum KerasChainHead {
             throw ClipSafetyError.unsupported("Keras model class '\(modelClass)' is not supported (only Sequential and Functional models; custom model classes are never imported)")
         }
         guard !d.layers.isEmpty else { throw ClipSafetyError.mismatch("Keras config has no layers") }
+        for layer in d.layers { try checkNotLambda(layer) }
         for layer in d.layers { try checkClass(layer, tracedGraph: !d.signatures.isEmpty) }
         guard let chain = d.chain else {
             throw ClipSafetyError.unsupported(d.chainProblem ?? "Keras config: the layers do not form one chain from input to output")
@@ -39,12 +40,17 @@ enum KerasChainHead {
 
     static func label(_ layer: DescribedLayer) -> String { "layer '\(layer.name)' (\(layer.className))" }
 
-    /// Refuses a layer clipsafety does not run: Lambda layers as unsafe, the rest as unsupported.
-    static func checkClass(_ layer: DescribedLayer, tracedGraph: Bool) throws {
+    /// Refuses Lambda layers as unsafe, wherever they stand: running the model would run their code.
+    static func checkNotLambda(_ layer: DescribedLayer) throws {
         let cls = layer.className
         if cls == "Lambda" || cls == "TFOpLambda" || cls.hasSuffix(">Lambda") {
             throw ClipSafetyError.unsafe("Keras config: \(label(layer)) is a Lambda layer: it carries Python code, which clipsafety never runs")
         }
+    }
+
+    /// Refuses a layer of a class clipsafety does not run.
+    static func checkClass(_ layer: DescribedLayer, tracedGraph: Bool) throws {
+        let cls = layer.className
         if KerasArchitecture.modelClasses.contains(cls) {
             throw ClipSafetyError.unsupported("Keras config: \(label(layer)) is a nested model; only flat models are supported")
         }
