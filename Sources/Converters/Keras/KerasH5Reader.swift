@@ -19,12 +19,24 @@ enum KerasH5Reader {
         for i in architecture.layers.indices {
             architecture.layers[i].weights = stored.first { $0.layer == architecture.layers[i].name }?.tensors.map(\.name) ?? []
         }
-        var notes = ["architecture from the model_config attribute, weights from model_weights/<layer name>"]
-        let defined = Set(architecture.layers.map(\.name))
-        for s in stored where !defined.contains(s.layer) && !s.tensors.isEmpty {
-            notes.append("model_weights holds weights for '\(s.layer)', which the config does not define")
+        try checkOrder(stored.filter { !$0.tensors.isEmpty }.map(\.layer), architecture)
+        return architecture.description(format: .kerasH5, tensors: stored.flatMap(\.tensors), notes: [
+            "architecture from the model_config attribute, weights from model_weights/<layer name>",
+        ])
+    }
+
+    /// Keras hands the stored weights to the layers that take weights by position, not by
+    /// name: the layers with stored weights must be config layers, in config order, for the
+    /// names to say where each weight goes.
+    static func checkOrder(_ stored: [String], _ architecture: KerasArchitecture) throws {
+        let configOrder = architecture.layers.map(\.name)
+        for name in stored where !configOrder.contains(name) {
+            throw ClipSafetyError.mismatch("Keras .h5: the file stores weights for '\(name)', which the config does not define")
         }
-        return architecture.description(format: .kerasH5, tensors: stored.flatMap(\.tensors), notes: notes)
+        let expected = configOrder.filter(stored.contains)
+        guard stored == expected else {
+            throw ClipSafetyError.mismatch("Keras .h5: layer_names orders the layers with weights as \(stored); the config has \(expected)")
+        }
     }
 
     /// A file `save_weights` wrote: its weights when the root lists them, and no architecture.

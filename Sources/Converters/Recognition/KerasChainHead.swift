@@ -67,11 +67,11 @@ enum KerasChainHead {
         switch value {
         case nil, .null?: name = "linear"
         case .string(let s)?: name = s
-        case .object?:
-            guard let raw = value?["class_name"]?.string, KerasArchitecture.className(of: value!) == raw else {
+        case let object? where object.object != nil:
+            guard let raw = object["class_name"]?.string, KerasArchitecture.className(of: object) == raw else {
                 throw ClipSafetyError.unsupported("Keras config: the activation of \(label) is not a Keras one; custom code is never imported")
             }
-            name = value?["config"]?.string ?? raw
+            name = object["config"]?.string ?? raw
         default: name = nil
         }
         switch name {
