@@ -325,7 +325,7 @@ final class HostileFileTests: XCTestCase {
 
     func testSSTableFixtureIsReadable() throws {
         let table = SSTableFixture.table([(Data(), Data("h".utf8)), (key, Data("v".utf8))])
-        XCTAssertEqual(try SSTableReader(bytes: table).entries.map(\.value), [Data("h".utf8), Data("v".utf8)])
+        XCTAssertEqual(try SSTableReader(bytes: table, limits: ReaderLimits()).entries.map(\.value), [Data("h".utf8), Data("v".utf8)])
     }
 
     func testSSTableRefusesFooterHandlesOutOfRange() {
@@ -342,7 +342,7 @@ final class HostileFileTests: XCTestCase {
         ]
         for (label, footer) in cases {
             let table = SSTableFixture.table([(key, Data("v".utf8))], footerHandles: footer)
-            assertClipSafetyError([.malformed, .truncated], label) { try SSTableReader(bytes: table) }
+            assertClipSafetyError([.malformed, .truncated], label) { try SSTableReader(bytes: table, limits: ReaderLimits()) }
         }
     }
 
@@ -356,7 +356,7 @@ final class HostileFileTests: XCTestCase {
         ]
         for (label, value) in cases {
             let table = SSTableFixture.table([(key, Data("v".utf8))], indexValue: value)
-            assertClipSafetyError([.malformed, .truncated], label) { try SSTableReader(bytes: table) }
+            assertClipSafetyError([.malformed, .truncated], label) { try SSTableReader(bytes: table, limits: ReaderLimits()) }
         }
     }
 

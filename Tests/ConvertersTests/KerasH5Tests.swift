@@ -336,6 +336,18 @@ final class KerasH5Tests: XCTestCase {
         KerasTestSupport.assertThrows(.mismatch, containing: ["'d'", "d/bias", "kernel"]) { try self.convert(bytes) }
     }
 
+    /// Keras hands stored weights out by position, so names that disagree with the config
+    /// would give a layer another layer's weights.
+    func testRejectsLayerNamesThatDisagreeWithTheConfig() throws {
+        let a = TestLayer.dense("a", inputs: 2, units: 2), b = TestLayer.dense("b", inputs: 2, units: 2, seed: 2)
+        KerasTestSupport.assertThrows(.mismatch, containing: ["layer_names", "[\"a\", \"b\"]", "[\"b\", \"a\"]"]) {
+            try self.convert(try KerasFixture.legacyH5([a, b], width: 2, config: KerasFixture.config([b, a], width: 2)))
+        }
+        KerasTestSupport.assertThrows(.mismatch, containing: ["'b'", "does not define"]) {
+            try self.convert(try KerasFixture.legacyH5([a, b], width: 2, config: KerasFixture.config([a], width: 2)))
+        }
+    }
+
     func testRejectsWeightsForALayerThatTakesNone() throws {
         let layers = [TestLayer.dense("d", inputs: 2, units: 2), TestLayer(className: "Dropout", name: "drop", config: ["rate": 0.1])]
         let bytes = try KerasFixture.legacyH5(layers, width: 2) { w in

@@ -132,7 +132,7 @@ final class KerasV3Tests: XCTestCase {
         let layers = [TestLayer.dense("a", inputs: 2, units: 2),
                       TestLayer(className: "Lambda", name: "run_me", config: ["function": ["class_name": "__lambda__", "config": ["code": "YQ=="]]])]
         KerasTestSupport.assertThrows(.unsafe, containing: ["'run_me'", "Lambda"]) {
-            try self.convert(try KerasFixture.kerasArchive(config: KerasFixture.config(layers, width: 2), weights: nil))
+            try self.convert(try KerasFixture.kerasArchive(config: KerasFixture.config(layers, width: 2), weights: try KerasFixture.weightsH5(layers)))
         }
     }
 
@@ -166,7 +166,7 @@ final class KerasV3Tests: XCTestCase {
             try self.convert(try KerasFixture.kerasArchive(config: KerasFixture.config(layers, width: 2), weights: try KerasFixture.weightsH5(layers), metadata: "[1"))
         }
         KerasTestSupport.assertThrows(.unsupported, containing: ["MyModel"]) {
-            try self.convert(try KerasFixture.kerasArchive(config: ["class_name": "MyModel", "module": "keras.src.models", "config": ["layers": [Any]()]], weights: nil))
+            try self.convert(try KerasFixture.kerasArchive(config: ["class_name": "MyModel", "module": "keras.src.models", "config": ["layers": [Any]()]], weights: try KerasFixture.weightsH5([])))
         }
     }
 

@@ -35,6 +35,43 @@ final class ReaderLimitsTests: XCTestCase {
         try assertLimitsHonoured("violence_detection_vit_b_32.npy", elements: 1000, uncompressed: 1024)
     }
 
+    func testKerasH5AndKerasV3HonourEveryLimit() throws {
+        try assertLimitsHonoured("clip_autokeras_nsfw_b32_dense.h5", elements: 1000, uncompressed: 4096)
+        try assertLimitsHonoured("clip_autokeras_nsfw_b32_dense.keras", elements: 1000, uncompressed: 4096)
+    }
+
+    func testSavedModelZipHonoursEveryLimit() throws {
+        try assertLimitsHonoured("clip_autokeras_nsfw_b32.zip", elements: 1000, uncompressed: 4096)
+    }
+
+    /// A description reads no values: a lowered element limit stops the read of one weight.
+    func testDescribedKerasWeightsAreReadWithinTheLimits() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32_dense.h5")))
+        let d = try FormatRegistry.describe(bytes, limits: limits(elements: 1000))
+        let kernel = try XCTUnwrap(d.layers.first { $0.className == "Dense" }?.weights.first.flatMap(d.tensor))
+        XCTAssertEqual(kernel.shape, [512, 32])
+        assertClipSafetyError([.limitExceeded], containing: "16384 elements") { try kernel.read() }
+    }
+
+    /// The SavedModel parts, each given lowered limits directly.
+    func testSavedModelPartsHonourTheirLimits() throws {
+        let zip = try ZipArchive(bytes: try Data(contentsOf: URL(fileURLWithPath: try Fixtures.modelFile("clip_autokeras_nsfw_b32.zip"))), limits: ReaderLimits())
+        func member(_ suffix: String) throws -> Data {
+            try XCTUnwrap(try zip.entries.first { $0.name.hasSuffix(suffix) }.map { try zip.read($0) }, suffix)
+        }
+        let index = try member("variables.index"), data = try member("variables.data-00000-of-00001")
+        XCTAssertNoThrow(try SSTableReader(bytes: index, limits: ReaderLimits()))
+        assertClipSafetyError([.limitExceeded], containing: "--max-uncompressed-bytes") { try SSTableReader(bytes: index, limits: self.limits(uncompressed: 1024)) }
+        assertClipSafetyError([.limitExceeded]) { try TensorBundleReader(index: index, shards: [data], limits: self.limits(uncompressed: 4096)) }
+        assertClipSafetyError([.limitExceeded]) { try TensorBundleReader(index: index, shards: [data], limits: self.limits(elements: 1000)) }
+        let savedModel = try member("saved_model.pb")
+        XCTAssertNoThrow(try SavedModelVocabularies(savedModel: savedModel, limits: ReaderLimits()))
+        assertClipSafetyError([.limitExceeded], containing: "1566 elements") { try SavedModelVocabularies(savedModel: savedModel, limits: self.limits(elements: 1000)) }
+        var shallow = ReaderLimits()
+        shallow.maxDepth = 2
+        assertClipSafetyError([.limitExceeded]) { try SavedModelKerasConfig(metadata: try member("keras_metadata.pb"), limits: shallow) }
+    }
+
     func testNativeFileHonoursEveryLimit() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

@@ -88,7 +88,7 @@ final class SavedModelConverterTests: XCTestCase {
 
     func testSSTableParsesTheRealIndex() throws {
         let index = try member(try zipBytes(Self.b32), suffix: "variables/variables.index")
-        let table = try SSTableReader(bytes: index)
+        let table = try SSTableReader(bytes: index, limits: ReaderLimits())
         let keys = table.entries.map { String(decoding: $0.key, as: UTF8.self) }
         XCTAssertEqual(keys.first, "", "the bundle header is stored under the empty key")
         XCTAssertEqual(keys, keys.sorted(), "keys come out in order")
@@ -102,7 +102,7 @@ final class SavedModelConverterTests: XCTestCase {
     func testBundleReadsRealTensorsWithShapesAndChecksums() throws {
         let zip = try zipBytes(Self.l14)
         let bundle = try TensorBundleReader(index: try member(zip, suffix: "variables.index"),
-                                            shards: [try member(zip, suffix: "variables.data-00000-of-00001")])
+                                            shards: [try member(zip, suffix: "variables.data-00000-of-00001")], limits: ReaderLimits())
         let kernel = try XCTUnwrap(bundle.entry(named: "layer_with_weights-4/kernel/.ATTRIBUTES/VARIABLE_VALUE"))
         XCTAssertEqual(kernel.dtype, .f32)
         XCTAssertEqual(kernel.shape, [512, 256])
@@ -122,7 +122,7 @@ final class SavedModelConverterTests: XCTestCase {
         // layer_with_weights-2/kernel occupies bytes 4104..<69640 of the data file.
         data[data.startIndex + 5000] ^= 0x01
         assertThrows(.malformed, containing: "layer_with_weights-2/kernel/.ATTRIBUTES/VARIABLE_VALUE' is corrupt") {
-            _ = try TensorBundleReader(index: index, shards: [data])
+            _ = try TensorBundleReader(index: index, shards: [data], limits: ReaderLimits())
         }
     }
 
@@ -139,38 +139,38 @@ final class SavedModelConverterTests: XCTestCase {
         let zip = try zipBytes(Self.b32)
         let data = try member(zip, suffix: "variables.data-00000-of-00001")
         assertThrows(.truncated, containing: "past the end") {
-            _ = try TensorBundleReader(index: try self.member(zip, suffix: "variables.index"), shards: [data.prefix(70_000)])
+            _ = try TensorBundleReader(index: try self.member(zip, suffix: "variables.index"), shards: [data.prefix(70_000)], limits: ReaderLimits())
         }
     }
 
     func testSSTableRejectsABadMagicNumber() throws {
         var index = try member(try zipBytes(Self.b32), suffix: "variables.index")
         index[index.endIndex - 1] ^= 0xff
-        assertThrows(.malformed, containing: "magic") { _ = try SSTableReader(bytes: index) }
+        assertThrows(.malformed, containing: "magic") { _ = try SSTableReader(bytes: index, limits: ReaderLimits()) }
     }
 
     func testSSTableRejectsACorruptBlock() throws {
         var index = try member(try zipBytes(Self.b32), suffix: "variables.index")
         index[index.startIndex + 40] ^= 0x20  // inside the data block's keys
-        assertThrows(.malformed, containing: "crc32c mismatch") { _ = try SSTableReader(bytes: index) }
+        assertThrows(.malformed, containing: "crc32c mismatch") { _ = try SSTableReader(bytes: index, limits: ReaderLimits()) }
     }
 
     func testSSTableRejectsEveryPrefixOfTheRealIndexWithoutCrashing() throws {
         let index = try member(try zipBytes(Self.b32), suffix: "variables.index")
         for n in 0..<index.count {
-            XCTAssertThrowsError(try SSTableReader(bytes: index.prefix(n)), "prefix of \(n) bytes")
+            XCTAssertThrowsError(try SSTableReader(bytes: index.prefix(n), limits: ReaderLimits()), "prefix of \(n) bytes")
         }
     }
 
     func testSSTableBlockRejectsSharedPrefixLongerThanThePreviousKey() {
         // One entry: shared 3 (no previous key), unshared 1, value 0, key "a"; restarts [0], count 1.
         let block = Data([3, 1, 0, 0x61, 0, 0, 0, 0, 1, 0, 0, 0])
-        assertThrows(.malformed, containing: "shares") { _ = try SSTableReader.entries(ofBlock: block, what: "test block") }
+        assertThrows(.malformed, containing: "shares") { var decoded = 0; _ = try SSTableReader.entries(ofBlock: block, what: "test block", limits: ReaderLimits(), decoded: &decoded) }
     }
 
     func testSSTableBlockRejectsARestartCountLargerThanTheBlock() {
         let block = Data([0, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f])
-        assertThrows(.malformed, containing: "restart points") { _ = try SSTableReader.entries(ofBlock: block, what: "test block") }
+        assertThrows(.malformed, containing: "restart points") { var decoded = 0; _ = try SSTableReader.entries(ofBlock: block, what: "test block", limits: ReaderLimits(), decoded: &decoded) }
     }
 
     // MARK: vocabularies

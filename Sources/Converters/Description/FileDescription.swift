@@ -101,6 +101,8 @@ public struct FileDescription: Sendable {
     public var modelClass: String?
     /// Layer names from input to output when the layers form one chain; nil otherwise.
     public var chain: [String]?
+    /// Why the layers do not form one chain, when the format stores layers that do not.
+    public var chainProblem: String?
     /// The input width the stored architecture declares, when it does.
     public var inputWidth: Int?
     public var signatures: [ServingSignature]
@@ -112,7 +114,7 @@ public struct FileDescription: Sendable {
     public var notes: [String]
 
     public init(format: FileKind, tensors: [DescribedTensor] = [], layers: [DescribedLayer] = [],
-                modelClass: String? = nil, chain: [String]? = nil, inputWidth: Int? = nil,
+                modelClass: String? = nil, chain: [String]? = nil, chainProblem: String? = nil, inputWidth: Int? = nil,
                 signatures: [ServingSignature] = [], lookups: [DescribedLookup] = [],
                 metadata: [(key: String, value: String)] = [], notes: [String] = []) {
         self.format = format
@@ -120,6 +122,7 @@ public struct FileDescription: Sendable {
         self.layers = layers
         self.modelClass = modelClass
         self.chain = chain
+        self.chainProblem = chainProblem
         self.inputWidth = inputWidth
         self.signatures = signatures
         self.lookups = lookups

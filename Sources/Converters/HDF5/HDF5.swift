@@ -261,11 +261,7 @@ struct HDF5Group {
     /// Reads a floating-point dataset (float16, float32, float64 as stored) as Float32 after
     /// checking its element count against the limits.
     func floatDataset(_ relative: String) throws -> HDF5FloatArray {
-        guard try exists(relative) else { throw ClipSafetyError.mismatch("HDF5: dataset '\(child(relative))' is missing") }
-        let what = "dataset '\(child(relative))'"
-        let dataset = try HDF5Handle(H5Dopen2(handle.id, relative, clipsafety_h5p_default()), "\(what) is not a dataset", close: H5Dclose)
-        try Self.checkStorageIsInternal(dataset, what: what)
-
+        let (dataset, what) = try openDataset(relative)
         let type = try HDF5Handle(H5Dget_type(dataset.id), "cannot read the type of \(what)", close: H5Tclose)
         let typeClass = H5Tget_class(type.id)
         let elementSize = H5Tget_size(type.id)
@@ -298,6 +294,38 @@ struct HDF5Group {
             guard status >= 0 else { throw HDF5Failure.error("cannot read \(what)") }
         }
         return HDF5FloatArray(shape: shape, values: values, storedElementSize: elementSize)
+    }
+
+    /// The element type a dataset stores (`F16`, `F32`, `F64`, `I64`, `U8`, `string`, …) and
+    /// its shape, from its header: no values are read.
+    func datasetInfo(_ relative: String) throws -> (dtype: String, shape: [Int]) {
+        let (dataset, what) = try openDataset(relative)
+        let type = try HDF5Handle(H5Dget_type(dataset.id), "cannot read the type of \(what)", close: H5Tclose)
+        let space = try HDF5Handle(H5Dget_space(dataset.id), "cannot read the shape of \(what)", close: H5Sclose)
+        return (Self.typeName(type), try Self.shape(of: space, what: what))
+    }
+
+    /// Opens a dataset whose data lies inside this file.
+    private func openDataset(_ relative: String) throws -> (HDF5Handle, String) {
+        guard try exists(relative) else { throw ClipSafetyError.mismatch("HDF5: dataset '\(child(relative))' is missing") }
+        let what = "dataset '\(child(relative))'"
+        let dataset = try HDF5Handle(H5Dopen2(handle.id, relative, clipsafety_h5p_default()), "\(what) is not a dataset", close: H5Dclose)
+        try Self.checkStorageIsInternal(dataset, what: what)
+        return (dataset, what)
+    }
+
+    /// Safetensors' name of a stored numeric type where there is one, else `string` or `other`.
+    private static func typeName(_ type: HDF5Handle) -> String {
+        let size = H5Tget_size(type.id)
+        switch H5Tget_class(type.id) {
+        case H5T_FLOAT: return [2: "F16", 4: "F32", 8: "F64"][size] ?? "float\(size * 8)"
+        case H5T_INTEGER:
+            let signed = H5Tget_sign(type.id) == H5T_SGN_2
+            if size == 1 && !signed { return "U8" }
+            return (signed ? "I" : "U") + String(size * 8)
+        case H5T_STRING: return "string"
+        default: return "other"
+        }
     }
 
     /// Checks the bytes a dataset really stores before anything is allocated from its shape:
@@ -350,6 +378,25 @@ struct HDF5Group {
         guard external >= 0 else { throw HDF5Failure.error("cannot read the storage of \(what)") }
         guard external == 0 else {
             throw ClipSafetyError.unsafe("HDF5: \(what) keeps its data in external files; refused")
+        }
+    }
+}
+
+/// A dataset of an open file, described now and read later: the reference keeps the file open.
+/// Reads are serialised, because libhdf5 is not built to be called from two threads at once.
+struct HDF5DatasetReference: @unchecked Sendable {
+    private static let lock = NSLock()
+    let file: HDF5File
+    let group: HDF5Group
+    let path: String
+
+    /// The dataset as a tensor called `name`: its stored type and shape now, its values (as
+    /// float32, converted by libhdf5, within the file's limits) when read.
+    func described(as name: String) throws -> DescribedTensor {
+        let info = try group.datasetInfo(path)
+        return DescribedTensor(name: name, dtype: info.dtype, shape: info.shape) {
+            let array = try Self.lock.withLock { try group.floatDataset(path) }
+            return Tensor(name: name, shape: array.shape, floats: array.values)
         }
     }
 }

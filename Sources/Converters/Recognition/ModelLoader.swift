@@ -28,8 +28,7 @@ public enum ModelLoader {
         if kind == .native { return Conversion(model: try native(bytes: bytes, options: options), details: nil, kind: kind) }
         let description = try FormatRegistry.describe(bytes, limits: options.limits)
         let arch = try options.arch.map(ArchSpec.init(parsing:))
-        let head = try (arch == nil ? KerasFormats.interimHead(kind, bytes: bytes, limits: options.limits) : nil)
-            ?? Recogniser.recognise(description, arch: arch)
+        let head = try Recogniser.recognise(description, arch: arch)
         let sha = sha256Hex(bytes)
         let card = try CardPolicy.card(sha256: sha, gitBlobOf: bytes, fileName: options.fileName,
                                        inputWidth: head.inputWidth, outputWidth: head.outputWidth,

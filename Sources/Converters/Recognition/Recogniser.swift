@@ -31,10 +31,13 @@ public struct RecognisedHead: Sendable {
 public enum Recogniser {
     public static func recognise(_ d: FileDescription, arch: ArchSpec?) throws -> RecognisedHead {
         if let arch { return try StateDictHead.build(arch, from: d) }
+        if let head = try KerasChainHead.recognise(d) { return head }
         if let head = try StateDictHead.recognise(d) { return head }
         if let head = try PromptMatrix.recognise(d) { return head }
         switch d.format {
         case .torchZip, .torchLegacy: throw StateDictHead.unknownHead(d)
+        case .kerasH5 where d.layers.isEmpty:
+            throw ClipSafetyError.unsupported("Keras .h5 without a 'model_config' attribute: a weights-only file (save_weights) has no architecture to convert")
         case .npz: throw ClipSafetyError.unsupported("an .npz archive holds arrays (reference data), not a model")
         case .safetensors:
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata holds tensors but no graph; give its forward pass with --arch (docs/ARCH-SPEC.md)")

@@ -11,6 +11,8 @@ import Runtime
 /// against the previous key, then an array of restart offsets (entries whose `shared` is 0)
 /// and its count. Only uncompressed blocks are supported (TensorFlow writes bundle indexes
 /// without compression). Every block's checksum is verified; keys must be strictly increasing.
+/// Prefix compression lets a small table decode to far more bytes, so the decoded keys and
+/// values together are held to `limits.maxUncompressedBytes`.
 public struct SSTableReader {
     public struct Entry: Sendable, Equatable {
         public var key: Data
@@ -25,16 +27,17 @@ public struct SSTableReader {
     /// Every key/value pair of the table, in key order.
     public let entries: [Entry]
 
-    public init(bytes: Data) throws {
+    public init(bytes: Data, limits: ReaderLimits) throws {
         let (_, index) = try Self.footer(bytes)
-        let indexEntries = try Self.block(bytes, handle: index, what: "index block")
+        var decoded = 0
+        let indexEntries = try Self.block(bytes, handle: index, what: "index block", limits: limits, decoded: &decoded)
         var all: [Entry] = []
         for (i, e) in indexEntries.enumerated() {
             var cursor = ByteCursor(e.value)
             guard let handle = Self.readHandle(&cursor), cursor.isAtEnd else {
                 throw ClipSafetyError.malformed("SSTable: index entry \(i) is not a block handle")
             }
-            let blockEntries = try Self.block(bytes, handle: handle, what: "data block \(i)")
+            let blockEntries = try Self.block(bytes, handle: handle, what: "data block \(i)", limits: limits, decoded: &decoded)
             // The index key of a block is >= every key in it and < every key of the next block.
             if let last = blockEntries.last, Self.compare(last.key, e.key) > 0 {
                 throw ClipSafetyError.malformed("SSTable: data block \(i) holds keys past its index key")
@@ -86,7 +89,7 @@ public struct SSTableReader {
     }
 
     /// The entries of the block at `handle`, after checking its bounds, trailer and checksum.
-    static func block(_ bytes: Data, handle: BlockHandle, what: String) throws -> [Entry] {
+    static func block(_ bytes: Data, handle: BlockHandle, what: String, limits: ReaderLimits, decoded: inout Int) throws -> [Entry] {
         var file = ByteCursor(bytes)
         let contentEnd = bytes.count - footerSize
         guard handle.offset <= contentEnd, handle.size <= contentEnd - handle.offset,
@@ -103,11 +106,12 @@ public struct SSTableReader {
         guard CRC32C.mask(actual) == storedCRC else {
             throw ClipSafetyError.malformed("SSTable: \(what) is corrupt (crc32c mismatch)")
         }
-        return try entries(ofBlock: block, what: what)
+        return try entries(ofBlock: block, what: what, limits: limits, decoded: &decoded)
     }
 
-    /// Decodes the entries of one block's contents (without its trailer).
-    static func entries(ofBlock block: Data, what: String) throws -> [Entry] {
+    /// Decodes the entries of one block's contents (without its trailer); `decoded` counts the
+    /// bytes of keys and values decoded so far.
+    static func entries(ofBlock block: Data, what: String, limits: ReaderLimits, decoded: inout Int) throws -> [Entry] {
         var cursor = ByteCursor(block)
         guard cursor.remaining >= 4,
               let restartCount = cursor.peekInteger(UInt32.self, endianness: .little, skip: cursor.remaining - 4) else {
@@ -154,6 +158,10 @@ public struct SSTableReader {
             guard unshared <= UInt64(data.remaining), valueLength <= UInt64(data.remaining),
                   let suffix = data.readBytes(Int(unshared)), let value = data.readBytes(Int(valueLength)) else {
                 throw ClipSafetyError.truncated("SSTable: \(what) entry at \(entryOffset) runs past the block")
+            }
+            decoded += Int(shared) + suffix.count + value.count
+            guard decoded <= limits.maxUncompressedBytes else {
+                throw ClipSafetyError.limitExceeded("SSTable: keys and values decode to more than \(limits.maxUncompressedBytes) bytes (raise with --max-uncompressed-bytes)")
             }
             var next = Data(key.prefix(Int(shared)))
             next.append(suffix)

@@ -286,7 +286,7 @@ struct SavedModelVocabularies {
                 throw ClipSafetyError.unsupported("saved_model.pb: \(what) uses a table created inside \(table.frame.where_)")
             }
             let defaultValue = try input(find, 2, in: frame)
-            let oov = try Self.int64s(defaultValue.node, what: "\(what) default value")
+            let oov = try Self.int64s(defaultValue.node, what: "\(what) default value", limits: limits)
             guard oov.count == 1, let oovIndex = oov.first else {
                 throw ClipSafetyError.unsupported("saved_model.pb: \(what) default value is not a scalar")
             }
@@ -335,7 +335,7 @@ struct SavedModelVocabularies {
         mutating func checkSplit(_ split: Resolved, width: Int, what: String) throws {
             let node = split.node
             let sizes = try Self.int64s(try input(node, 1, in: split.frame).node, what: "SplitV '\(node.name)' sizes", limits: limits)
-            let axis = try Self.int64s(try input(node, 2, in: split.frame).node, what: "SplitV '\(node.name)' axis")
+            let axis = try Self.int64s(try input(node, 2, in: split.frame).node, what: "SplitV '\(node.name)' axis", limits: limits)
             guard sizes.count == width, sizes.allSatisfy({ $0 == 1 }), axis == [-1] || axis == [1],
                   split.output < width else {
                 throw ClipSafetyError.unsupported("saved_model.pb: \(what) reads SplitV '\(node.name)', which does not split the \(width) input columns one by one")
@@ -360,7 +360,7 @@ struct SavedModelVocabularies {
         }
 
         /// Values of an integer Const (int32 or int64; `tensor_content` or the typed field).
-        static func int64s(_ node: Tensorflow_NodeDef, what: String, limits: ReaderLimits = .init()) throws -> [Int64] {
+        static func int64s(_ node: Tensorflow_NodeDef, what: String, limits: ReaderLimits) throws -> [Int64] {
             let t = try constTensor(node, what: what)
             let n = try elementCount(t, what: what, limits: limits)
             let width: Int

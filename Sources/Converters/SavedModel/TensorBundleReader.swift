@@ -8,7 +8,7 @@ import Runtime
 /// offset, size, masked CRC-32C); the empty key holds the `BundleHeaderProto`. Every entry is
 /// checked when the reader is made: its bytes lie inside its shard, their size fits dtype and
 /// shape, and their checksum matches. A mismatch is reported as corruption naming the tensor.
-public struct TensorBundleReader {
+public struct TensorBundleReader: Sendable {
     public struct Entry: Sendable, Equatable {
         public var name: String
         /// The numeric dtype, or nil for strings and other non-numeric TensorFlow types.
@@ -27,8 +27,8 @@ public struct TensorBundleReader {
     private let shards: [Data]
 
     /// Reads the index and checks every entry against `shards` (the data files, in shard order).
-    public init(index: Data, shards: [Data], limits: ReaderLimits = .init()) throws {
-        let table = try SSTableReader(bytes: index)
+    public init(index: Data, shards: [Data], limits: ReaderLimits) throws {
+        let table = try SSTableReader(bytes: index, limits: limits)
         guard let headerBytes = table.value(forKey: Data()) else {
             throw ClipSafetyError.malformed("variables.index: no bundle header (empty key)")
         }
