@@ -28,6 +28,58 @@ public struct SafetensorsFile: Sendable {
 
     public init(bytes: Data, limits: SafetensorsLimits = .init()) throws {
         var cursor = ByteCursor(bytes)
+        let object = try Self.header(&cursor, fileSize: bytes.count, limits: limits)
+        let dataStart = cursor.position
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
+        for (key, value) in object {
+            if key == "__metadata__" {
+                metadata = try Self.metadata(value)
+            } else {
+                entries.append(try Entry(key: key, value: value))
+            }
+        }
+        self.metadata = metadata
+        self.tensors = try Self.tensors(entries, in: bytes, dataStart: dataStart, dataLength: cursor.remaining)
+    }
+
+    /// One tensor's header entry, checked on its own: dtype known, shape and offsets agree.
+    struct Entry {
+        var name: String
+        var dtype: DType
+        var shape: [Int]
+        var begin: Int
+        var end: Int
+
+        init(key: String, value: Any) throws {
+            guard let info = value as? [String: Any] else {
+                throw ClipSafetyError.malformed("safetensors: entry '\(key)' is not an object")
+            }
+            guard let dtypeName = info["dtype"] as? String else {
+                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has no dtype")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw ClipSafetyError.unsupported("safetensors: tensor '\(key)' has unknown dtype '\(dtypeName)'")
+            }
+            guard let shape = SafetensorsFile.intArray(info["shape"]), shape.allSatisfy({ $0 >= 0 }) else {
+                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has no valid shape")
+            }
+            guard let offsets = SafetensorsFile.intArray(info["data_offsets"]), offsets.count == 2,
+                  offsets[0] >= 0, offsets[0] <= offsets[1] else {
+                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has invalid data_offsets")
+            }
+            guard let (_, bytes) = checkedByteCount(shape: shape, dtype: dtype) else {
+                throw ClipSafetyError.malformed("safetensors: tensor '\(key)': shape \(shape) overflows")
+            }
+            guard bytes == offsets[1] - offsets[0] else {
+                throw ClipSafetyError.malformed("safetensors: tensor '\(key)': \(dtypeName) \(shape) needs \(bytes) bytes but data_offsets span \(offsets[1] - offsets[0])")
+            }
+            (name, self.dtype, self.shape, begin, end) = (key, dtype, shape, offsets[0], offsets[1])
+        }
+    }
+
+    /// The JSON header object, within the header-size limit.
+    static func header(_ cursor: inout ByteCursor, fileSize: Int, limits: SafetensorsLimits) throws -> [String: Any] {
         guard let headerLength64 = cursor.readInteger(UInt64.self, endianness: .little) else {
             throw ClipSafetyError.truncated("safetensors: file is shorter than the 8-byte header length")
         }
@@ -36,7 +88,7 @@ public struct SafetensorsFile: Sendable {
         }
         let headerLength = Int(headerLength64)
         guard let headerBytes = cursor.readBytes(headerLength) else {
-            throw ClipSafetyError.truncated("safetensors: header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)")
+            throw ClipSafetyError.truncated("safetensors: header length \(headerLength) runs past the end of the file (\(fileSize) bytes)")
         }
         guard headerBytes.first == UInt8(ascii: "{") else {
             throw ClipSafetyError.malformed("safetensors: header does not start with '{'")
@@ -53,53 +105,31 @@ public struct SafetensorsFile: Sendable {
         guard let object = json as? [String: Any] else {
             throw ClipSafetyError.malformed("safetensors: header is not a JSON object")
         }
-        let dataStart = cursor.position
-        let dataLength = cursor.remaining
+        return object
+    }
 
-        var metadata: [String: String] = [:]
-        var entries: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
-        for (key, value) in object {
-            if key == "__metadata__" {
-                guard let m = value as? [String: Any] else {
-                    throw ClipSafetyError.malformed("safetensors: __metadata__ is not an object")
-                }
-                for (mk, mv) in m {
-                    guard let s = mv as? String else {
-                        throw ClipSafetyError.malformed("safetensors: __metadata__ value '\(mk)' is not a string")
-                    }
-                    metadata[mk] = s
-                }
-                continue
-            }
-            guard let info = value as? [String: Any] else {
-                throw ClipSafetyError.malformed("safetensors: entry '\(key)' is not an object")
-            }
-            guard let dtypeName = info["dtype"] as? String else {
-                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has no dtype")
-            }
-            guard let dtype = DType(rawValue: dtypeName) else {
-                throw ClipSafetyError.unsupported("safetensors: tensor '\(key)' has unknown dtype '\(dtypeName)'")
-            }
-            guard let shape = Self.intArray(info["shape"]), shape.allSatisfy({ $0 >= 0 }) else {
-                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has no valid shape")
-            }
-            guard let offsets = Self.intArray(info["data_offsets"]), offsets.count == 2,
-                  offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw ClipSafetyError.malformed("safetensors: tensor '\(key)' has invalid data_offsets")
-            }
-            guard let (_, bytes) = checkedByteCount(shape: shape, dtype: dtype) else {
-                throw ClipSafetyError.malformed("safetensors: tensor '\(key)': shape \(shape) overflows")
-            }
-            guard bytes == offsets[1] - offsets[0] else {
-                throw ClipSafetyError.malformed("safetensors: tensor '\(key)': \(dtypeName) \(shape) needs \(bytes) bytes but data_offsets span \(offsets[1] - offsets[0])")
-            }
-            entries.append((key, dtype, shape, offsets[0], offsets[1]))
+    /// `__metadata__`: a flat object of strings.
+    static func metadata(_ value: Any) throws -> [String: String] {
+        guard let m = value as? [String: Any] else {
+            throw ClipSafetyError.malformed("safetensors: __metadata__ is not an object")
         }
-        entries.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var metadata: [String: String] = [:]
+        for (mk, mv) in m {
+            guard let s = mv as? String else {
+                throw ClipSafetyError.malformed("safetensors: __metadata__ value '\(mk)' is not a string")
+            }
+            metadata[mk] = s
+        }
+        return metadata
+    }
+
+    /// The tensors over the data section, which they must tile exactly: no overlap, no hole,
+    /// nothing after the last one.
+    static func tensors(_ entries: [Entry], in bytes: Data, dataStart: Int, dataLength: Int) throws -> [Tensor] {
         var expected = 0
         var tensors: [Tensor] = []
         tensors.reserveCapacity(entries.count)
-        for e in entries {
+        for e in entries.sorted(by: { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }) {
             guard e.begin == expected else {
                 let what = e.begin < expected ? "overlaps the previous tensor" : "leaves a hole before it"
                 throw ClipSafetyError.malformed("safetensors: tensor '\(e.name)' at offset \(e.begin) \(what)")
@@ -114,11 +144,10 @@ public struct SafetensorsFile: Sendable {
         guard expected == dataLength else {
             throw ClipSafetyError.malformed("safetensors: \(dataLength - expected) bytes after the last tensor")
         }
-        self.metadata = metadata
-        self.tensors = tensors
+        return tensors
     }
 
-    private static func intArray(_ value: Any?) -> [Int]? {
+    static func intArray(_ value: Any?) -> [Int]? {
         guard let array = value as? [Any] else { return nil }
         var out: [Int] = []
         out.reserveCapacity(array.count)

@@ -206,81 +206,29 @@ struct HDF5VariableStrings {
         }
     }
 
+    /// One block of object-header messages: the header's first chunk or a continuation.
+    private struct HeaderBlock {
+        var cursor: ByteCursor
+        var version: Int
+        /// Version 2 headers that track creation order add two bytes to each message prefix.
+        var creationOrder: Bool
+    }
+
     /// Calls `visit(type, flags, body)` on every message of the object header at
     /// `headerAddress` (version 1 or 2, following continuation blocks) until it returns false.
     /// Returns true when the header keeps its attributes in dense storage.
     private func forEachMessage(headerAddress: UInt64, _ visit: (Int, UInt8, Data) throws -> Bool) throws -> Bool {
-        var blocks: [(cursor: ByteCursor, version: Int, creationOrder: Bool)] = []
+        var blocks = [try firstBlock(ofHeaderAt: headerAddress)]
         var visited = Set<UInt64>([headerAddress])
-        var prefix = try cursor(at: headerAddress, length: 16, what: "object header")
-        if prefix.peekBytes(4) == Data("OHDR".utf8) {
-            _ = prefix.skip(4)
-            guard prefix.readInteger(UInt8.self, endianness: .little) == 2, let flags = prefix.readInteger(UInt8.self, endianness: .little) else {
-                throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
-            }
-            var skip = 6
-            if flags & 0x20 != 0 { skip += 16 }
-            if flags & 0x10 != 0 { skip += 4 }
-            let widths = [1, 2, 4, 8]
-            let sizeWidth = widths[Int(flags & 0x03)]
-            var c = try cursor(at: headerAddress, length: skip + sizeWidth, what: "object header")
-            _ = c.skip(skip)
-            var chunkSize: UInt64 = 0
-            for i in 0..<sizeWidth {
-                guard let b = c.readInteger(UInt8.self, endianness: .little) else { break }
-                chunkSize |= UInt64(b) << (8 * UInt64(i))
-            }
-            guard chunkSize <= UInt64(image.count) else { throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) is larger than the file") }
-            blocks.append((try cursor(at: headerAddress + UInt64(skip + sizeWidth), length: Int(chunkSize), what: "object header"), 2, flags & 0x04 != 0))
-        } else {
-            guard prefix.readInteger(UInt8.self, endianness: .little) == 1, prefix.skip(7),
-                  let size = prefix.readInteger(UInt32.self, endianness: .little) else {
-                throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
-            }
-            blocks.append((try cursor(at: headerAddress + 16, length: Int(size), what: "object header"), 1, false))
-        }
-
         var denseStorage = false
         var b = 0
         while b < blocks.count {
-            var c = blocks[b].cursor
-            let version = blocks[b].version
+            var block = blocks[b]
             b += 1
-            while true {
-                let type: Int, size: Int, flags: UInt8
-                if version == 1 {
-                    guard c.remaining >= 8, let t = c.readInteger(UInt16.self, endianness: .little),
-                          let s = c.readInteger(UInt16.self, endianness: .little),
-                          let f = c.readInteger(UInt8.self, endianness: .little), c.skip(3) else { break }
-                    (type, size, flags) = (Int(t), Int(s), f)
-                } else {
-                    guard c.remaining >= 4 + 4, let t = c.readInteger(UInt8.self, endianness: .little),
-                          let s = c.readInteger(UInt16.self, endianness: .little),
-                          let f = c.readInteger(UInt8.self, endianness: .little) else { break }
-                    if blocks[b - 1].creationOrder { guard c.skip(2) else { break } }
-                    (type, size, flags) = (Int(t), Int(s), f)
-                }
-                guard let body = c.readBytes(size) else {
-                    throw ClipSafetyError.malformed("HDF5: a message of the object header at \(headerAddress) runs past its block")
-                }
+            while let (type, flags, body) = try nextMessage(in: &block, headerAddress: headerAddress) {
                 switch type {
                 case 0x0010:  // continuation
-                    var m = ByteCursor(body)
-                    guard let address = m.readInteger(UInt64.self, endianness: .little),
-                          let length = m.readInteger(UInt64.self, endianness: .little), length <= UInt64(image.count) else {
-                        throw ClipSafetyError.malformed("HDF5: bad continuation in the object header at \(headerAddress)")
-                    }
-                    guard visited.insert(address).inserted, visited.count <= Self.maxContinuations else {
-                        throw ClipSafetyError.malformed("HDF5: the object header at \(headerAddress) loops or has too many continuations")
-                    }
-                    var block = try cursor(at: address, length: Int(length), what: "object header continuation")
-                    if version == 2 {
-                        guard block.readBytes(4) == Data("OCHK".utf8), let inner = block.readSlice(Swift.max(block.remaining - 4, 0)) else {
-                            throw ClipSafetyError.malformed("HDF5: bad continuation block at address \(address)")
-                        }
-                        block = inner
-                    }
-                    blocks.append((block, version, blocks[b - 1].creationOrder))
+                    blocks.append(try continuation(body, of: block, headerAddress: headerAddress, visited: &visited))
                 case 0x0015:  // attribute info: dense storage when its fractal heap address is defined
                     var m = ByteCursor(body)
                     _ = m.skip(1)
@@ -293,6 +241,80 @@ struct HDF5VariableStrings {
             }
         }
         return denseStorage
+    }
+
+    /// The first message block of the header at `headerAddress`, after its version 1 or 2 prefix.
+    private func firstBlock(ofHeaderAt headerAddress: UInt64) throws -> HeaderBlock {
+        var prefix = try cursor(at: headerAddress, length: 16, what: "object header")
+        guard prefix.peekBytes(4) == Data("OHDR".utf8) else {
+            guard prefix.readInteger(UInt8.self, endianness: .little) == 1, prefix.skip(7),
+                  let size = prefix.readInteger(UInt32.self, endianness: .little) else {
+                throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
+            }
+            return HeaderBlock(cursor: try cursor(at: headerAddress + 16, length: Int(size), what: "object header"), version: 1, creationOrder: false)
+        }
+        _ = prefix.skip(4)
+        guard prefix.readInteger(UInt8.self, endianness: .little) == 2, let flags = prefix.readInteger(UInt8.self, endianness: .little) else {
+            throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) has an unknown version")
+        }
+        var skip = 6
+        if flags & 0x20 != 0 { skip += 16 }
+        if flags & 0x10 != 0 { skip += 4 }
+        let sizeWidth = [1, 2, 4, 8][Int(flags & 0x03)]
+        var c = try cursor(at: headerAddress, length: skip + sizeWidth, what: "object header")
+        _ = c.skip(skip)
+        var chunkSize: UInt64 = 0
+        for i in 0..<sizeWidth {
+            guard let byte = c.readInteger(UInt8.self, endianness: .little) else { break }
+            chunkSize |= UInt64(byte) << (8 * UInt64(i))
+        }
+        guard chunkSize <= UInt64(image.count) else { throw ClipSafetyError.malformed("HDF5: object header at \(headerAddress) is larger than the file") }
+        return HeaderBlock(cursor: try cursor(at: headerAddress + UInt64(skip + sizeWidth), length: Int(chunkSize), what: "object header"),
+                           version: 2, creationOrder: flags & 0x04 != 0)
+    }
+
+    /// The next message of `block` as (type, flags, body), or nil where the block ends (or
+    /// only gap bytes remain).
+    private func nextMessage(in block: inout HeaderBlock, headerAddress: UInt64) throws -> (Int, UInt8, Data)? {
+        var c = block.cursor
+        defer { block.cursor = c }
+        let type: Int, size: Int, flags: UInt8
+        if block.version == 1 {
+            guard c.remaining >= 8, let t = c.readInteger(UInt16.self, endianness: .little),
+                  let s = c.readInteger(UInt16.self, endianness: .little),
+                  let f = c.readInteger(UInt8.self, endianness: .little), c.skip(3) else { return nil }
+            (type, size, flags) = (Int(t), Int(s), f)
+        } else {
+            guard c.remaining >= 4 + 4, let t = c.readInteger(UInt8.self, endianness: .little),
+                  let s = c.readInteger(UInt16.self, endianness: .little),
+                  let f = c.readInteger(UInt8.self, endianness: .little) else { return nil }
+            if block.creationOrder { guard c.skip(2) else { return nil } }
+            (type, size, flags) = (Int(t), Int(s), f)
+        }
+        guard let body = c.readBytes(size) else {
+            throw ClipSafetyError.malformed("HDF5: a message of the object header at \(headerAddress) runs past its block")
+        }
+        return (type, flags, body)
+    }
+
+    /// The block a continuation message points to; refuses loops and too many continuations.
+    private func continuation(_ body: Data, of block: HeaderBlock, headerAddress: UInt64, visited: inout Set<UInt64>) throws -> HeaderBlock {
+        var m = ByteCursor(body)
+        guard let address = m.readInteger(UInt64.self, endianness: .little),
+              let length = m.readInteger(UInt64.self, endianness: .little), length <= UInt64(image.count) else {
+            throw ClipSafetyError.malformed("HDF5: bad continuation in the object header at \(headerAddress)")
+        }
+        guard visited.insert(address).inserted, visited.count <= Self.maxContinuations else {
+            throw ClipSafetyError.malformed("HDF5: the object header at \(headerAddress) loops or has too many continuations")
+        }
+        var next = try cursor(at: address, length: Int(length), what: "object header continuation")
+        if block.version == 2 {
+            guard next.readBytes(4) == Data("OCHK".utf8), let inner = next.readSlice(Swift.max(next.remaining - 4, 0)) else {
+                throw ClipSafetyError.malformed("HDF5: bad continuation block at address \(address)")
+            }
+            next = inner
+        }
+        return HeaderBlock(cursor: next, version: block.version, creationOrder: block.creationOrder)
     }
 
     /// The data part of an attribute message whose name is `name` and whose type is a
