@@ -1,6 +1,7 @@
 import ArgumentParser
 import Converters
 import Foundation
+import Jobs
 import Inspect
 import Runtime
 
@@ -30,6 +31,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try ExitStatus.run {
+            try OutputSafety.refuseClobbering(output, inputs: [("input", input)])
             let options = ConversionOptions(fileName: input, stated: meaning.stated, arch: arch, limits: limitOptions.limits)
             let model = try withFile(input) { try ModelLoader.load(path: input, options: options) }
             try withFile(output) { try model.write(to: output) }

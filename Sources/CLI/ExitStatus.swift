@@ -14,12 +14,13 @@ extension ExitStatus {
             throw e
         } catch {
             let (message, code) = describe(error)
-            printError("clipsafety: " + message.replacingOccurrences(of: "\n", with: " "))
+            printError("clipsafety: " + message)
             throw ExitCode(code.rawValue)
         }
     }
 }
 
+/// One line on stderr; text from files is escaped (`PrintableText`), so it stays one line.
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    FileHandle.standardError.write(Data((PrintableText.escaped(line) + "\n").utf8))
 }

@@ -40,6 +40,9 @@ struct MeaningOptions: ParsableArguments {
     @Option(help: "What the head does: \(ModelCard.Task.allCases.map(\.rawValue).joined(separator: ", ")).")
     var task: String?
 
+    @Flag(help: "The input .npy is a K×D prompt matrix (same as --task prompt-classifier).")
+    var prompts = false
+
     @Option(help: "CLIP backbone, e.g. ViT-L-14/openai.")
     var backbone: String?
 
@@ -53,13 +56,16 @@ struct MeaningOptions: ParsableArguments {
     var outputRange: String?
 
     var stated: StatedMeaning {
-        StatedMeaning(task: task.flatMap(ModelCard.Task.init(rawValue:)),
+        StatedMeaning(task: prompts ? .promptClassifier : task.flatMap(ModelCard.Task.init(rawValue:)),
                       labels: labels.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
                       threshold: threshold, backbone: backbone,
                       outputRange: outputRange.map { $0.split(separator: ",").compactMap { Double($0) } }, name: name)
     }
 
     func validate() throws {
+        if prompts, let task, task != ModelCard.Task.promptClassifier.rawValue {
+            throw ValidationError("--prompts says prompt-classifier; --task says \(task)")
+        }
         if let task, ModelCard.Task(rawValue: task) == nil {
             throw ValidationError("--task must be one of \(ModelCard.Task.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -48,6 +48,9 @@ struct Score: ParsableCommand {
     @Option(help: "Threads per batch (default: every core; 1 when many processes share the machine, e.g. one per Spark core).")
     var threads: Int?
 
+    @Flag(help: "Exit 0 even when rows holding NaN or infinity got no score and no decision.")
+    var allowInvalidRows = false
+
     @OptionGroup var checkOptions: InputCheckOptions
 
     @OptionGroup var limitOptions: LimitOptions
@@ -82,11 +85,14 @@ struct Score: ParsableCommand {
                                   threads: threads, checks: checkOptions.settings, limits: limitOptions.limits)
             var bar: ProgressBar?
             defer { bar?.finish() }
-            let warning = try job.run { done, total in
+            let outcome = try job.run { done, total in
                 if bar == nil { bar = ProgressBar(total: total, label: "scoring") }
                 bar?.update(done)
             }
-            if let warning { printError("clipsafety: warning: \(input): \(warning)") }
+            if let warning = outcome.warning { printError("clipsafety: warning: \(input): \(warning)") }
+            if let invalid = outcome.invalidRows.summary, !allowInvalidRows {
+                throw FileError(path: input, underlying: .mismatch(invalid + "; the scores are written, --allow-invalid-rows accepts this"))
+            }
         }
     }
 
@@ -100,7 +106,7 @@ struct Score: ParsableCommand {
                                     limits: limitOptions.limits, threads: threads)
             let summary = try job.run(observer: FolderProgress())
             printError(summary.line(partition: partition, manifest: outputDir + "/manifest.jsonl"))
-            failed = summary.failed > 0
+            failed = summary.failed > 0 || (summary.invalidRows > 0 && !allowInvalidRows)
         }
         if failed { throw ExitCode(ExitStatus.dataError.rawValue) }
     }
@@ -110,6 +116,6 @@ extension FolderSummary {
     /// The closing line of a folder run.
     func line(partition: ShardPartition?, manifest: String) -> String {
         let selection = partition.map { " (partition \($0) of \(matched))" } ?? ""
-        return "clipsafety: \(selected) shard\(selected == 1 ? "" : "s")\(selection): \(scored) scored (\(rows) rows), \(skipped) already done, \(failed) failed; manifest \(manifest)"
+        return "clipsafety: \(selected) shard\(selected == 1 ? "" : "s")\(selection): \(scored) scored (\(rows) rows), \(skipped) already done, \(failed) failed\(invalidRows > 0 ? ", \(invalidRows) rows without a score (NaN or infinity)" : ""); manifest \(manifest)"
     }
 }

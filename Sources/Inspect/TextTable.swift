@@ -1,3 +1,4 @@
+import Core
 import Foundation
 
 /// Plain-text layout for terminals: aligned tables, wrapped lines, all within `TextLayout.width`
@@ -9,6 +10,7 @@ public enum TextLayout {
     /// `text` broken at spaces into lines of at most `width` characters, continuation lines
     /// starting with `indent` spaces; a word longer than a line is cut.
     public static func wrap(_ text: String, width: Int = TextLayout.width, indent: Int = 0, firstIndent: Int? = nil) -> [String] {
+        let text = PrintableText.escaped(text)
         var lines: [String] = []
         var current = String(repeating: " ", count: firstIndent ?? indent)
         var currentHasWord = false
@@ -85,8 +87,8 @@ public struct TextTable {
     }
 
     public mutating func add(_ row: [String], notes: [String] = []) {
-        rows.append(row)
-        if !notes.isEmpty { self.notes[rows.count - 1] = notes }
+        rows.append(row.map { PrintableText.escaped($0) })
+        if !notes.isEmpty { self.notes[rows.count - 1] = notes.map { PrintableText.escaped($0) } }
     }
 
     /// The header line index in `render()`'s output is 0.

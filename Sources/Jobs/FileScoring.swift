@@ -27,12 +27,22 @@ public struct FileScoring: Sendable {
         self.limits = limits
     }
 
-    /// Scores every row; `progress` gets (rows done, rows in all) after each batch. Returns the
-    /// input warning, if any. On any failure the output path is left as it was.
-    public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> String? {
+    /// What a finished run found in its input.
+    public struct Outcome: Sendable {
+        /// The input check's warning (norms, NaN), if any.
+        public var warning: String?
+        /// Rows that got no score and no decision.
+        public var invalidRows: InvalidRows
+    }
+
+    /// Scores every row; `progress` gets (rows done, rows in all) after each batch. On any
+    /// failure the output path is left as it was. An output that is the input or the model
+    /// is refused before any work.
+    public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> Outcome {
         guard let format = ScoreOutputFormat(path: output) else {
             throw ClipSafetyError.usage("--output must end in .npy, .csv or .jsonl")
         }
+        try OutputSafety.refuseClobbering(output, inputs: [("input", input), ("model", model)])
         let scorer = try ScorerLoader.open(model, limits: limits, threads: threads)
         let embeddings = try withFile(input) { try NpyArray(contentsOf: input) }
         try withFile(input) { try InputChecker.checkShape(embeddings, scorer: scorer) }
@@ -41,7 +51,7 @@ public struct FileScoring: Sendable {
             try ScoreWriter(path: output, format: format, card: scorer.card, threshold: threshold ?? scorer.card.threshold,
                             rows: rows, columns: scorer.outputWidth)
         }
-        var checker = InputChecker(card: scorer.card, options: checks)
+        var checker = InputChecker(card: scorer.card, options: checks, blanksInvalidRows: true)
         do {
             try score(embeddings, with: scorer, checker: &checker, into: writer, progress: progress)
             try withFile(output) { try writer.finish() }
@@ -49,7 +59,7 @@ public struct FileScoring: Sendable {
             writer.abandon()
             throw error
         }
-        return checker.warning
+        return Outcome(warning: checker.warning, invalidRows: checker.invalidRows)
     }
 
     private func score(_ embeddings: NpyArray, with scorer: Scorer, checker: inout InputChecker, into writer: ScoreWriter,

@@ -21,6 +21,8 @@ public struct FolderSummary: Sendable, Equatable {
     public var skipped = 0
     public var failed = 0
     public var rows = 0
+    /// Rows of the shards scored in this run that got no score (NaN or infinity in the input).
+    public var invalidRows = 0
 
     public init(matched: Int = 0, selected: Int = 0, scored: Int = 0, skipped: Int = 0, failed: Int = 0, rows: Int = 0) {
         self.matched = matched
@@ -101,13 +103,13 @@ public struct FolderScoring {
             observer.message("clipsafety: warning: \(manifestPath): line \(line) is not a manifest entry; ignored")
         }
         let appender = try withFile(manifestPath) { try ManifestAppender(path: manifestPath, endsWithNewline: manifest.endsWithNewline) }
-        if plan.all.isEmpty { observer.message("clipsafety: warning: \(inputDir): no file matches \(glob)") }
+        guard !plan.all.isEmpty else { throw FileError(path: inputDir, underlying: ClipSafetyError(.missingFile, "no file matches \(glob)")) }
 
         var summary = FolderSummary(matched: plan.all.count, selected: plan.selected.count)
         let todo = pending(plan.selected, manifest: manifest, summary: &summary)
         observer.started(shards: todo.count, bytes: todo.reduce(0) { $0 + $1.bytes })
         for shard in todo {
-            let entry = try score(shard.name, bytes: shard.bytes, heads: heads, columns: columns.columns.count, observer: observer)
+            let entry = try score(shard, heads: heads, columns: columns.columns.count, observer: observer)
             try withFile(manifestPath) { try appender.append(entry) }
             summary.add(entry)
             observer.finishedShard(bytes: entry.bytes)
@@ -133,18 +135,26 @@ public struct FolderScoring {
         }, normalize: checks.normalize)
     }
 
-    /// The selected shards the manifest does not record as done, with their sizes.
-    private func pending(_ selected: [String], manifest: ShardManifest, summary: inout FolderSummary) -> [(name: String, bytes: Int)] {
-        var todo: [(name: String, bytes: Int)] = []
+    /// The selected shards the manifest does not record as done for their present content,
+    /// with their sizes and fingerprints.
+    private func pending(_ selected: [String], manifest: ShardManifest, summary: inout FolderSummary) -> [PendingShard] {
+        var todo: [PendingShard] = []
         for name in selected {
-            let bytes = fileSize(inputDir + "/" + name)
-            if manifest.completed(name, inputBytes: bytes, outputDirectory: outputDir) != nil {
+            let path = inputDir + "/" + name
+            let shard = PendingShard(name: name, bytes: fileSize(path), fingerprint: ShardFingerprint.of(path))
+            if manifest.completed(name, inputBytes: shard.bytes, fingerprint: shard.fingerprint, outputDirectory: outputDir) != nil {
                 summary.skipped += 1
             } else {
-                todo.append((name, bytes))
+                todo.append(shard)
             }
         }
         return todo
+    }
+
+    struct PendingShard {
+        var name: String
+        var bytes: Int
+        var fingerprint: String?
     }
 
     /// All heads must read the same rows: one folder holds one embedding width.
@@ -178,7 +188,8 @@ public struct FolderScoring {
 
     /// Scores one shard. Problems with the shard give a `failed` entry; problems writing the
     /// output throw (they would hit every shard).
-    private func score(_ name: String, bytes: Int, heads: [Head], columns: Int, observer: FolderObserver) throws -> ManifestEntry {
+    private func score(_ shard: PendingShard, heads: [Head], columns: Int, observer: FolderObserver) throws -> ManifestEntry {
+        let (name, bytes) = (shard.name, shard.bytes)
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds() -> Double { (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 * 1000).rounded() / 1000 }
         let path = inputDir + "/" + name
@@ -190,13 +201,16 @@ public struct FolderScoring {
             let rows = embeddings.shape[0]
             let rowBytes = bytes > 0 && rows > 0 ? Swift.max(1, embeddings.data.count / rows) : 0
             let output = try withFile(outputPath) { try ShardOutputFile(path: outputPath, rows: rows, columns: columns) }
-            var checker = InputChecker(precondition: Self.precondition(heads), options: checks)
+            var checker = InputChecker(precondition: Self.precondition(heads), options: checks, blanksInvalidRows: true)
             try scoreRows(of: embeddings, heads: heads, checker: &checker, into: output, rowBytes: rowBytes, observer: observer)
             let sha = try withFile(outputPath) { try output.finish() }
             let warning = checker.warning
             if let warning { observer.message("clipsafety: warning: \(path): \(warning)") }
+            if let invalid = checker.invalidRows.summary { observer.message("clipsafety: \(path): \(invalid)") }
+            let invalidCount = checker.invalidRows.count
             return ManifestEntry(shard: name, status: .done, bytes: bytes, rows: rows, output: outputName, sha256: sha,
-                                 seconds: seconds(), warning: warning)
+                                 seconds: seconds(), warning: warning, invalidRows: invalidCount > 0 ? invalidCount : nil,
+                                 fingerprint: shard.fingerprint)
         } catch let e as ClipSafetyError {
             unlink(outputPath)  // an older output of this shard no longer stands
             observer.message("clipsafety: \(path): \(e.message) (shard recorded as failed)")
@@ -292,6 +306,7 @@ extension FolderSummary {
         case .done:
             scored += 1
             rows += entry.rows ?? 0
+            invalidRows += entry.invalidRows ?? 0
         case .failed:
             failed += 1
         }

@@ -21,14 +21,20 @@ public struct InputChecker {
     public let precondition: String
     public let options: InputCheckSettings
     public private(set) var statistics = InputStatistics()
+    /// When true (scoring), rows holding NaN or infinity get no score and no decision; when
+    /// false (verify, compare), every row keeps the model's own output.
+    public let blanksInvalidRows: Bool
+    /// The rows blanked so far.
+    public private(set) var invalidRows = InvalidRows()
 
-    public init(card: ModelCard, options: InputCheckSettings) {
-        self.init(precondition: card.inputPrecondition, options: options)
+    public init(card: ModelCard, options: InputCheckSettings, blanksInvalidRows: Bool = false) {
+        self.init(precondition: card.inputPrecondition, options: options, blanksInvalidRows: blanksInvalidRows)
     }
 
-    public init(precondition: String, options: InputCheckSettings) {
+    public init(precondition: String, options: InputCheckSettings, blanksInvalidRows: Bool = false) {
         self.precondition = precondition
         self.options = options
+        self.blanksInvalidRows = blanksInvalidRows
     }
 
     /// Scores `batch`, measuring it in the same pass (or, with --normalize, measuring it and
@@ -36,28 +42,48 @@ public struct InputChecker {
     /// batch that breaks the precondition.
     public mutating func score(_ batch: EmbeddingBatch, with scorer: Scorer, workspace: ScoreWorkspace? = nil) throws -> ScoreResult {
         let workspace = workspace ?? scorer.makeWorkspace(rows: batch.rows)
+        var results: [ScoreResult]
+        let stats: InputStatistics
         if options.normalize {
-            try check(InputStatistics(batch))
+            stats = InputStatistics(batch)
+            try check(stats)
             let normalized = NormalizedBatch(batch)
-            return try scorer.score(normalized.batch, workspace: workspace)
+            results = [try withExtendedLifetime(normalized) { try scorer.score(normalized.batch, workspace: workspace) }]
+        } else {
+            let (result, measured) = try scorer.scoreMeasuring(batch, workspace: workspace)
+            stats = measured
+            try check(stats)
+            results = [result]
         }
-        let (result, statistics) = try scorer.scoreMeasuring(batch, workspace: workspace)
-        try check(statistics)
-        return result
+        blankInvalidRows(&results, of: batch, stats: stats)
+        return results[0]
     }
 
     /// Scores `batch` with every model, measuring it once (in the first model's pass) and
     /// normalising it once with --normalize: the folder form reads each batch once for all heads.
     public mutating func score(_ batch: EmbeddingBatch, with scorers: [Scorer], workspaces: [ScoreWorkspace]) throws -> [ScoreResult] {
-        guard let first = scorers.first, !options.normalize else {
-            try check(InputStatistics(batch))
+        var results: [ScoreResult]
+        let stats: InputStatistics
+        if let first = scorers.first, !options.normalize {
+            let (result, measured) = try first.scoreMeasuring(batch, workspace: workspaces[0])
+            stats = measured
+            try check(stats)
+            results = try [result] + zip(scorers.dropFirst(), workspaces.dropFirst()).map { try $0.score(batch, workspace: $1) }
+        } else {
+            stats = InputStatistics(batch)
+            try check(stats)
             let normalized = options.normalize ? NormalizedBatch(batch) : nil
             let input = normalized?.batch ?? batch
-            return try zip(scorers, workspaces).map { try $0.score(input, workspace: $1) }
+            results = try withExtendedLifetime(normalized) { try zip(scorers, workspaces).map { try $0.score(input, workspace: $1) } }
         }
-        let (result, statistics) = try first.scoreMeasuring(batch, workspace: workspaces[0])
-        try check(statistics)
-        return try [result] + zip(scorers.dropFirst(), workspaces.dropFirst()).map { try $0.score(batch, workspace: $1) }
+        blankInvalidRows(&results, of: batch, stats: stats)
+        return results
+    }
+
+    /// Looks for the non-finite rows only in a batch whose statistics counted some.
+    private mutating func blankInvalidRows(_ results: inout [ScoreResult], of batch: EmbeddingBatch, stats: InputStatistics) {
+        guard blanksInvalidRows, stats.nonFiniteRows > 0 else { return }
+        invalidRows.blank(&results, batch: batch, firstRow: statistics.rows - stats.rows)
     }
 
     /// Adds a batch's statistics; with --strict, throws at a batch that breaks the precondition.

@@ -49,29 +49,38 @@ public final class ScoreWriter {
             result.scores.withUnsafeBytes { buffer.append(contentsOf: $0) }
         case .csv, .jsonl:
             for r in 0..<result.rows {
-                let scores = (0..<result.columns).map { result.score(row: r, column: $0) }
-                var extra: [(String, String)] = []
-                if card.task == .promptClassifier, let labels = result.labels {
-                    let l = Int(labels[r])
-                    let name = l < card.labels.count ? card.labels[l] : String(l)
-                    extra.append(("label", format == .csv ? Self.csvField(name) : Self.jsonString(name)))
-                    if let p = card.positiveLabel { extra.append(("is_" + p, String(name == p))) }
-                } else if let t = threshold, let p = card.positiveLabel, let s = scores.first {
-                    extra.append(("is_" + p, String(Double(s) > t)))
-                }
-                let row = firstRow + r
-                let line: String
-                if format == .csv {
-                    line = ([String(row)] + scores.map { "\($0)" } + extra.map(\.1)).joined(separator: ",")
-                } else {
-                    let pairs = [("row", String(row))] + zip(card.outputColumns, scores.map(Self.json)) + extra
-                    line = "{" + pairs.map { Self.jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
-                }
-                buffer.append(Data(line.utf8))
+                buffer.append(Data(line(r, of: result, row: firstRow + r).utf8))
                 buffer.append(0x0a)
             }
         }
         if buffer.count > 1 << 20 { try flush() }
+    }
+
+    /// One CSV or JSONL line. A row with a NaN score or no label (one that could not be
+    /// scored) gets an empty/null decision, never `false`.
+    func line(_ r: Int, of result: ScoreResult, row: Int) -> String {
+        let scores = (0..<result.columns).map { result.score(row: r, column: $0) }
+        let scored = !scores.contains { $0.isNaN } && (result.labels.map { $0[r] >= 0 } ?? true)
+        let extra = scored ? decisions(r, of: result, scores: scores) : decisionColumns.map { ($0, format == .csv ? "" : "null") }
+        if format == .csv {
+            return ([String(row)] + scores.map { $0.isNaN ? "" : "\($0)" } + extra.map(\.1)).joined(separator: ",")
+        }
+        let pairs = [("row", String(row))] + zip(card.outputColumns, scores.map(Self.json)) + extra
+        return "{" + pairs.map { Self.jsonString($0.0) + ":" + $0.1 }.joined(separator: ",") + "}"
+    }
+
+    /// The decision columns of a scored row: the winning label and/or `is_<positive>`.
+    private func decisions(_ r: Int, of result: ScoreResult, scores: [Float]) -> [(String, String)] {
+        var extra: [(String, String)] = []
+        if card.task == .promptClassifier, let labels = result.labels {
+            let l = Int(labels[r])
+            let name = l < card.labels.count ? card.labels[l] : String(l)
+            extra.append(("label", format == .csv ? Self.csvField(name) : Self.jsonString(name)))
+            if let p = card.positiveLabel { extra.append(("is_" + p, String(name == p))) }
+        } else if let t = threshold, let p = card.positiveLabel, let s = scores.first {
+            extra.append(("is_" + p, String(Double(s) > t)))
+        }
+        return extra
     }
 
     /// A JSON string literal (labels and column names come from the card, which flags can set).

@@ -171,9 +171,19 @@ public struct ManifestEntry: Codable, Equatable, Sendable {
     public var reason: String?
     /// The input check's finding for a shard that was scored anyway.
     public var warning: String?
+    /// Rows holding NaN or infinity, which got no score (done only; absent when none).
+    public var invalidRows: Int?
+    /// What identifies the input's content: see `ShardFingerprint` (absent in older manifests,
+    /// whose entries are then trusted by size alone).
+    public var fingerprint: String?
+
+    enum CodingKeys: String, CodingKey {
+        case shard, status, bytes, rows, output, sha256, seconds, reason, warning, fingerprint
+        case invalidRows = "invalid_rows"
+    }
 
     public init(shard: String, status: Status, bytes: Int, rows: Int? = nil, output: String? = nil, sha256: String? = nil,
-                seconds: Double, reason: String? = nil, warning: String? = nil) {
+                seconds: Double, reason: String? = nil, warning: String? = nil, invalidRows: Int? = nil, fingerprint: String? = nil) {
         self.shard = shard
         self.status = status
         self.bytes = bytes
@@ -183,6 +193,8 @@ public struct ManifestEntry: Codable, Equatable, Sendable {
         self.seconds = seconds
         self.reason = reason
         self.warning = warning
+        self.invalidRows = invalidRows
+        self.fingerprint = fingerprint
     }
 
     /// The entry as one JSON line (keys sorted, ending in a newline).
@@ -242,9 +254,11 @@ public struct ShardManifest: Sendable {
     }
 
     /// The entry that makes `shard` done: its latest line says done for an input of
-    /// `inputBytes` bytes, and the output it names is in `outputDirectory` with that SHA-256.
-    public func completed(_ shard: String, inputBytes: Int, outputDirectory: String) -> ManifestEntry? {
+    /// `inputBytes` bytes with the same fingerprint (when it recorded one), and the output it
+    /// names is in `outputDirectory` with that SHA-256.
+    public func completed(_ shard: String, inputBytes: Int, fingerprint: String?, outputDirectory: String) -> ManifestEntry? {
         guard let e = latest[shard], e.status == .done, e.bytes == inputBytes,
+              e.fingerprint == nil || e.fingerprint == fingerprint,
               let output = e.output, output == ShardPlan.outputName(for: shard), let sha = e.sha256,
               let bytes = try? MappedFile.map(outputDirectory + "/" + output),
               sha256Hex(bytes) == sha else { return nil }
@@ -252,35 +266,81 @@ public struct ShardManifest: Sendable {
     }
 }
 
-/// Appends manifest lines: one `write` of a whole line on an `O_APPEND` descriptor, then
-/// `fsync`, so lines of concurrent writers do not interleave and a finished line survives a crash.
+/// Appends manifest lines: one `write` of a whole line on an `O_APPEND` descriptor under an
+/// exclusive `flock`, then `fsync`, so lines of concurrent writers never interleave and a
+/// finished line survives a crash. A torn last line (a killed writer) is cut off when the
+/// manifest is opened, under the same lock, so it does not stay in the file.
 public final class ManifestAppender {
     private let fd: Int32
 
-    /// Opens (creating) `path`. When the file ends inside a torn line, the first append
-    /// starts with a newline so that the torn text stays a line of its own.
+    /// Opens (creating) `path`; when `endsWithNewline` is false, repairs the torn tail.
     public init(path: String, endsWithNewline: Bool) throws {
-        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw ClipSafetyError.io("cannot open the manifest: \(String(cString: strerror(errno)))") }
-        needsNewline = !endsWithNewline
+        if !endsWithNewline { try locked { try cutTornTail() } }
     }
 
-    private var needsNewline: Bool
-
     public func append(_ entry: ManifestEntry) throws {
-        var line = entry.line()
-        if needsNewline { line.insert(0x0a, at: 0) }
-        try line.withUnsafeBytes { raw in
-            let n = Glibc.write(fd, raw.baseAddress, raw.count)
-            guard n == raw.count else {
-                throw ClipSafetyError.io("cannot append to the manifest: \(n < 0 ? String(cString: strerror(errno)) : "short write")")
+        let line = entry.line()
+        try locked {
+            try line.withUnsafeBytes { raw in
+                let n = Glibc.write(fd, raw.baseAddress, raw.count)
+                guard n == raw.count else {
+                    throw ClipSafetyError.io("cannot append to the manifest: \(n < 0 ? String(cString: strerror(errno)) : "short write")")
+                }
             }
         }
         guard fsync(fd) == 0 else { throw ClipSafetyError.io("cannot sync the manifest: \(String(cString: strerror(errno)))") }
-        needsNewline = false
+    }
+
+    private func locked(_ body: () throws -> Void) throws {
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw ClipSafetyError.io("cannot lock the manifest: \(String(cString: strerror(errno)))") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        try body()
+    }
+
+    /// Truncates the file after its last newline (re-read under the lock: another writer may
+    /// have finished a line since the caller looked).
+    private func cutTornTail() throws {
+        let size = lseek(fd, 0, SEEK_END)
+        guard size > 0 else { return }
+        var keep = Int(size)
+        var byte: UInt8 = 0
+        while keep > 0, pread(fd, &byte, 1, off_t(keep - 1)) == 1, byte != 0x0a { keep -= 1 }
+        guard keep < Int(size) else { return }
+        guard ftruncate(fd, off_t(keep)) == 0 else {
+            throw ClipSafetyError.io("cannot repair the manifest's torn last line: \(String(cString: strerror(errno)))")
+        }
     }
 
     deinit { close(fd) }
+}
+
+/// What tells a rerun that a shard's content changed, without reading all of it: size,
+/// modification time (ns) and the SHA-256 of its first and last MiB. A rewritten shard gets a
+/// new mtime; an edit that keeps both size and mtime must also keep both ends to go unseen.
+/// Hashing whole shards (1.5 GB each at LAION scale) would cost a rerun as much as scoring.
+public enum ShardFingerprint {
+    static let edge = 1 << 20
+
+    public static func of(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0, let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let size = Int(st.st_size)
+        var hasher = SHA256()
+        guard let head = try? handle.read(upToCount: min(edge, size)) else { return nil }
+        hasher.update(data: head)
+        if size > edge {
+            guard (try? handle.seek(toOffset: UInt64(max(size - edge, edge)))) != nil,
+                  let tail = try? handle.readToEnd() else { return nil }
+            hasher.update(data: tail)
+        }
+        let mtime = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        return "\(size):\(mtime):" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
 }
 
 /// `OUT/columns.json`: the column layout of every output file and what produced it (model

@@ -48,11 +48,14 @@ final class InputCheckTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("x.npy"), "-o", dir.file("o.npy"), "--strict", "--normalize"]).status, 0)
     }
 
-    func testNonFiniteRowsAreReported() throws {
+    func testNonFiniteRowsAreReportedByIndexAndExit65UnlessAllowed() throws {
         try NpyArray(shape: [2, 4], floats: [1, 0, 0, 0, .nan, 0, 0, 1]).serialized().write(to: URL(fileURLWithPath: dir.file("n.npy")))
         let run = try CLI.run(["score", modelPath, dir.file("n.npy"), "-o", dir.file("o.npy")])
-        XCTAssertEqual(run.status, 0)
+        XCTAssertEqual(run.status, 65)
         XCTAssertTrue(run.stderr.contains("1 of 2 rows hold NaN or infinity"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("row 1 holds NaN or infinity") && run.stderr.contains("--allow-invalid-rows"), run.stderr)
+        XCTAssertTrue(try NpyArray(contentsOf: dir.file("o.npy")).floatValues()[1].isNaN, "the row has no score")
+        XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("n.npy"), "-o", dir.file("o.npy"), "--allow-invalid-rows"]).status, 0)
         XCTAssertEqual(try CLI.run(["score", modelPath, dir.file("n.npy"), "-o", dir.file("o.npy"), "--strict"]).status, 65)
     }
 

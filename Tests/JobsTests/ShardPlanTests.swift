@@ -132,7 +132,7 @@ final class ShardPlanTests: XCTestCase {
         XCTAssertEqual(m.damagedLines, [2, 3])
     }
 
-    func testAppendAfterATornLineStartsOnANewLine() throws {
+    func testATornLastLineIsCutOffWhenTheManifestIsOpenedForAppending() throws {
         let path = dir.file("manifest.jsonl")
         let torn = entry("b.npy", .done, sha: "2").line()
         try (entry("a.npy", .done, sha: "1").line() + torn.prefix(20)).write(to: URL(fileURLWithPath: path))
@@ -142,8 +142,26 @@ final class ShardPlanTests: XCTestCase {
         try appender.append(entry("d.npy", .failed))
         let after = try ShardManifest(contentsOf: path)
         XCTAssertEqual(Set(after.latest.keys), ["a.npy", "c.npy", "d.npy"])
-        XCTAssertEqual(after.skippedLines, [2])
+        XCTAssertEqual(after.skippedLines, [], "the torn line is gone")
         XCTAssertTrue(after.endsWithNewline)
+    }
+
+    func testAChangedShardOfTheSameSizeGetsAnotherFingerprint() throws {
+        let path = dir.file("s.npy")
+        try Data(repeating: 1, count: 3 << 20).write(to: URL(fileURLWithPath: path))
+        let before = try XCTUnwrap(ShardFingerprint.of(path))
+        XCTAssertEqual(ShardFingerprint.of(path), before, "the same content gives the same fingerprint")
+        var changed = Data(repeating: 1, count: 3 << 20)
+        changed[(3 << 20) - 5] = 2  // the last MiB
+        try changed.write(to: URL(fileURLWithPath: path))
+        XCTAssertNotEqual(ShardFingerprint.of(path), before)
+        let sha = sha256Hex(Data("x".utf8))
+        _ = try dir.write(Data("x".utf8), to: "a.npy")
+        var done = entry("a.npy", .done, sha: sha)
+        done.fingerprint = before
+        let recorded = ShardManifest(text: done.line())
+        XCTAssertNil(recorded.completed("a.npy", inputBytes: 10, fingerprint: "other", outputDirectory: dir.path))
+        XCTAssertNotNil(recorded.completed("a.npy", inputBytes: 10, fingerprint: before, outputDirectory: dir.path))
     }
 
     func testMissingManifestIsEmpty() throws {
@@ -157,14 +175,14 @@ final class ShardPlanTests: XCTestCase {
         let sha = sha256Hex(bytes)
         func manifest(_ entries: ManifestEntry...) -> ShardManifest { ShardManifest(text: entries.reduce(Data()) { $0 + $1.line() }) }
 
-        XCTAssertNotNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 10, outputDirectory: dir.path))
-        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 11, outputDirectory: dir.path), "input changed size")
-        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha), entry("a.npy", .failed)).completed("a.npy", inputBytes: 10, outputDirectory: dir.path))
-        XCTAssertNil(manifest(entry("a.npy", .done, sha: String(repeating: "0", count: 64))).completed("a.npy", inputBytes: 10, outputDirectory: dir.path))
-        XCTAssertNil(manifest(entry("b.npy", .done, sha: sha)).completed("b.npy", inputBytes: 10, outputDirectory: dir.path), "no output file")
-        XCTAssertNil(manifest().completed("a.npy", inputBytes: 10, outputDirectory: dir.path))
+        XCTAssertNotNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path))
+        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 11, fingerprint: nil, outputDirectory: dir.path), "input changed size")
+        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha), entry("a.npy", .failed)).completed("a.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path))
+        XCTAssertNil(manifest(entry("a.npy", .done, sha: String(repeating: "0", count: 64))).completed("a.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path))
+        XCTAssertNil(manifest(entry("b.npy", .done, sha: sha)).completed("b.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path), "no output file")
+        XCTAssertNil(manifest().completed("a.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path))
         try Data("scoreS".utf8).write(to: URL(fileURLWithPath: dir.file("a.npy")))
-        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 10, outputDirectory: dir.path), "output changed")
+        XCTAssertNil(manifest(entry("a.npy", .done, sha: sha)).completed("a.npy", inputBytes: 10, fingerprint: nil, outputDirectory: dir.path), "output changed")
     }
 
     // MARK: columns.json

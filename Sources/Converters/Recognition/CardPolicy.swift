@@ -52,6 +52,14 @@ public enum CardPolicy {
         return card
     }
 
+    /// A bare `.npy` matrix is a prompt matrix only when the catalog knows it or the user says
+    /// so (`--prompts`, `--task prompt-classifier`, `--labels`): otherwise it is far more likely
+    /// an embedding matrix given where a model was expected.
+    public static func requirePromptMeaning(sha256 digest: String, rows: Int, columns: Int, stated: StatedMeaning) throws {
+        guard Catalog.lookup(sha256: digest) == nil, stated.task != .promptClassifier, stated.labels == nil else { return }
+        throw ClipSafetyError.usage("looks like an embedding matrix (\(rows)×\(columns)), not a model; did you swap MODEL and INPUT? (a prompt matrix of your own needs --prompts or --labels)")
+    }
+
     /// A card that claims nothing about meaning: numbers without a name. A final sigmoid is a
     /// fact about the numbers (they lie in [0, 1]), not about what they mean.
     public static func unknown(name: String, inputWidth: Int, outputWidth: Int, endsWithSigmoid: Bool) -> ModelCard {
@@ -67,12 +75,21 @@ public enum CardPolicy {
     public static func apply(_ stated: StatedMeaning, to card: inout ModelCard) throws {
         let outputs = card.outputColumns.count
         if let name = stated.name { card.name = name }
-        if let backbone = stated.backbone { card.backbone = backbone }
+        if let backbone = stated.backbone {
+            guard card.backbone == "unknown" || card.backbone == backbone else {
+                throw ClipSafetyError.usage("--backbone \(backbone) contradicts the model's card, which says \(card.backbone)")
+            }
+            card.backbone = backbone
+        }
         if let task = stated.task, task != card.task { restate(&card, as: task) }
         if let labels = stated.labels { try label(&card, labels, outputs: outputs) }
         if let threshold = stated.threshold {
             guard outputs == 1 else {
                 throw ClipSafetyError.usage("--threshold applies to a single output; this model has \(outputs)")
+            }
+            if card.outputKind == .probability, let range = stated.outputRange ?? card.outputRange,
+               range.count == 2, !(range[0]...range[1]).contains(threshold) {
+                throw ClipSafetyError.usage("--threshold \(threshold) lies outside the output's range [\(range[0]), \(range[1])]: no row could ever pass it")
             }
             card.threshold = threshold
             card.thresholdSource = "user"

@@ -30,6 +30,9 @@ public enum ModelLoader {
         let arch = try options.arch.map(ArchSpec.init(parsing:))
         let head = try Recogniser.recognise(description, arch: arch)
         let sha = sha256Hex(bytes)
+        if description.format == .npy {
+            try CardPolicy.requirePromptMeaning(sha256: sha, rows: head.outputWidth, columns: head.inputWidth, stated: options.stated)
+        }
         let card = try CardPolicy.card(sha256: sha, gitBlobOf: bytes, fileName: options.fileName,
                                        inputWidth: head.inputWidth, outputWidth: head.outputWidth,
                                        endsWithSigmoid: head.graph.last == .sigmoid, stated: options.stated)
