@@ -32,7 +32,7 @@ final class ReproducibilityTests: XCTestCase {
 
     func testProductKernelGivesThePortableOrdersBits() {
         var rng = SplitMix(seed: 7)
-        for (rows, inputs, outputs) in [(1, 1, 1), (7, 33, 17), (13, 512, 32), (6, 64, 64), (20, 100, 130), (5, 3, 200)] {
+        for (rows, inputs, outputs) in [(1, 1, 1), (7, 33, 17), (13, 512, 32), (6, 64, 64), (20, 100, 130), (5, 3, 200), (97, 300, 5), (200, 1000, 40)] {
             let weight = (0..<(inputs * outputs)).map { _ in rng.float() }
             let x = (0..<(rows * inputs)).map { _ in rng.float() }
             let packed = PackedWeights(weight, outputs: outputs, inputs: inputs)
