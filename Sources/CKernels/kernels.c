@@ -1,5 +1,7 @@
 #include "ckernels.h"
 
+#include <math.h>
+
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 
@@ -155,6 +157,103 @@ void clipsafety_few_dots_f16_avx2(const uint16_t *x, size_t rows, size_t width, 
     few_dots_any(x, rows, width, w, k, out, sums, 1);
 }
 
+// One tile of the fixed-order product: R rows (1-6) × P panels of 16 columns, over inputs
+// first..<last. Every element is its own float32 FMA chain over the inputs in order: from +0
+// when `first` is 0, else continued from the value the previous range stored in `out` (a float
+// stored and loaded back is the same float, so ranges change nothing). Always inlined with
+// constant R and P so that the R·2P accumulators are registers. Tiles of fewer rows take more
+// panels, to keep enough independent chains for the FMA latency (one row of one panel has 2).
+__attribute__((target("avx2,fma"), always_inline))
+static inline void fixed_order_tile(const float *x, size_t k, size_t first, size_t last, const float *panel,
+                                    float *out, size_t n, size_t cols, const int R, const int P) {
+    __m256 acc[6][8];
+    for (int r = 0; r < R; r++) {
+        for (int q = 0; q < 2 * P; q++) {
+            size_t c = (size_t)q * 8;
+            if (first == 0 || c >= cols) {
+                acc[r][q] = _mm256_setzero_ps();
+            } else if (c + 8 <= cols) {
+                acc[r][q] = _mm256_loadu_ps(out + r * n + c);
+            } else {
+                float lanes[8] = {0};
+                for (size_t j = c; j < cols; j++) lanes[j - c] = out[r * n + j];
+                acc[r][q] = _mm256_loadu_ps(lanes);
+            }
+        }
+    }
+    const size_t stride = k * CLIPSAFETY_PANEL;
+    for (size_t i = first; i < last; i++) {
+        __m256 w[8];
+        for (int q = 0; q < P; q++) {
+            w[2 * q] = _mm256_load_ps(panel + q * stride + i * CLIPSAFETY_PANEL);
+            w[2 * q + 1] = _mm256_load_ps(panel + q * stride + i * CLIPSAFETY_PANEL + 8);
+        }
+        for (int r = 0; r < R; r++) {
+            __m256 v = _mm256_broadcast_ss(x + r * k + i);
+            for (int q = 0; q < 2 * P; q++) acc[r][q] = _mm256_fmadd_ps(v, w[q], acc[r][q]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int q = 0; q < 2 * P; q++) {
+            size_t c = (size_t)q * 8;
+            if (c + 8 <= cols) {
+                _mm256_storeu_ps(out + r * n + c, acc[r][q]);
+            } else if (c < cols) {
+                float lanes[8];
+                _mm256_storeu_ps(lanes, acc[r][q]);
+                for (size_t j = c; j < cols; j++) out[r * n + j] = lanes[j - c];
+            }
+        }
+    }
+}
+
+// R rows across every panel, P panels a tile, then one panel a tile, over inputs first..<last.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void fixed_order_rows(const float *x, size_t k, size_t first, size_t last, const float *packed,
+                                    float *out, size_t n, const int R, const int P) {
+    const size_t panels = (n + CLIPSAFETY_PANEL - 1) / CLIPSAFETY_PANEL, stride = k * CLIPSAFETY_PANEL;
+    size_t p = 0;
+    for (; p + P <= panels; p += P)
+        fixed_order_tile(x, k, first, last, packed + p * stride, out + p * CLIPSAFETY_PANEL, n, n - p * CLIPSAFETY_PANEL, R, P);
+    for (; p < panels; p++)
+        fixed_order_tile(x, k, first, last, packed + p * stride, out + p * CLIPSAFETY_PANEL, n, n - p * CLIPSAFETY_PANEL, R, 1);
+}
+
+// Inputs per range: a panel's range is 16 KB, in L1 while a block's tiles use it.
+#define FIXED_ORDER_INPUTS 256
+// Rows per block: the block's inputs of one range (96 KB) stay in L2 across the panels.
+#define FIXED_ORDER_ROWS 96
+
+// Blocks of rows × ranges of inputs × panels × tiles of 6 rows; the rows past the last multiple
+// of 6 take the wider tiles of fewer rows.
+__attribute__((target("avx2,fma")))
+void clipsafety_fixed_order_product_avx2(const float *x, size_t rows, size_t k, const float *packed, size_t n,
+                                         float *out) {
+    const size_t full = rows / 6 * 6, panels = (n + CLIPSAFETY_PANEL - 1) / CLIPSAFETY_PANEL;
+    for (size_t top = 0; top < rows; top += FIXED_ORDER_ROWS) {
+        const size_t bottom = top + FIXED_ORDER_ROWS < rows ? top + FIXED_ORDER_ROWS : rows;
+        const size_t tiled = bottom < full ? bottom : full;
+        for (size_t first = 0; first < k || first == 0; first += FIXED_ORDER_INPUTS) {
+            const size_t last = first + FIXED_ORDER_INPUTS < k ? first + FIXED_ORDER_INPUTS : k;
+            for (size_t p = 0; p < panels; p++)
+                for (size_t r = top; r < tiled; r += 6)
+                    fixed_order_tile(x + r * k, k, first, last, packed + p * k * CLIPSAFETY_PANEL,
+                                     out + r * n + p * CLIPSAFETY_PANEL, n, n - p * CLIPSAFETY_PANEL, 6, 1);
+            const float *tx = x + tiled * k;
+            float *tout = out + tiled * n;
+            switch (bottom - tiled) {
+            case 1: fixed_order_rows(tx, k, first, last, packed, tout, n, 1, 4); break;
+            case 2: fixed_order_rows(tx, k, first, last, packed, tout, n, 2, 2); break;
+            case 3: fixed_order_rows(tx, k, first, last, packed, tout, n, 3, 2); break;
+            case 4: fixed_order_rows(tx, k, first, last, packed, tout, n, 4, 1); break;
+            case 5: fixed_order_rows(tx, k, first, last, packed, tout, n, 5, 1); break;
+            default: break;
+            }
+            if (k == 0) break;
+        }
+    }
+}
+
 #else
 
 int clipsafety_has_f16c(void) { return 0; }
@@ -174,4 +273,21 @@ void clipsafety_widen_halves_f16c(const uint16_t *src, float *dst, size_t count)
     (void)src; (void)dst; (void)count;
 }
 
+void clipsafety_fixed_order_product_avx2(const float *x, size_t rows, size_t k, const float *packed, size_t n,
+                                         float *out) {
+    clipsafety_fixed_order_product(x, rows, k, packed, n, out);
+}
+
 #endif
+
+void clipsafety_fixed_order_product(const float *x, size_t rows, size_t k, const float *packed, size_t n,
+                                    float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t j = 0; j < n; j++) {
+            const float *w = packed + (j / CLIPSAFETY_PANEL) * k * CLIPSAFETY_PANEL + j % CLIPSAFETY_PANEL;
+            float sum = 0;
+            for (size_t i = 0; i < k; i++) sum = fmaf(x[r * k + i], w[i * CLIPSAFETY_PANEL], sum);
+            out[r * n + j] = sum;
+        }
+    }
+}

@@ -1,40 +1,32 @@
 import Core
-import CBLAS
 import CKernels
 import Dispatch
 import Foundation
 
 // How a `Scorer` runs its graph.
 //
-// Threads: OpenBLAS's own threading is slow on the narrow products of these heads. Measured on
-// 2 cores (OpenBLAS 0.3.21): 4096×512 · 512×32 takes 2.35 ms with 2 OpenBLAS threads and 1.65 ms
-// with one, while two threads that each multiply half the rows single-threaded take 0.92 ms;
-// L/14's products gain 1.7–1.9× the same way, and H/14's 1024-wide ones lose under 5 %. Two
-// callers of threaded OpenBLAS also serialise on its lock. So the scorer splits a large batch
-// by rows itself, with OpenBLAS at one thread: each part runs the whole graph on its own rows,
-// in its own rows of the workspace, so the parts share nothing but the read-only weights.
-// Small batches run as one part, with OpenBLAS threads only when the work is worth them
-// (`plan(rows:)`).
+// Reproducibility: every product runs the fixed-order kernel (`PackedWeights`), and every other
+// step works row by row, so a row's output bytes depend only on the model and the row: not on
+// the batch size, the thread count, the part a row falls in or its position there.
+//
+// Threads: a large batch is split by rows into parts, one thread each; each part runs the whole
+// graph on its own rows, in its own rows of the workspace, so the parts share nothing but the
+// read-only weights. Small batches run as one part on the calling thread (`plan(rows:)`).
 //
 // Input pass: the first pass over the input (widening f16/f64, or the first `normalize`, fused
 // with the copy for f32) also sums each row's squares, so the input checks (`InputStatistics`)
 // cost no extra pass over memory.
 
-/// OpenBLAS's thread count, which is process-wide: set before each batch from
-/// `Scorer.plan(rows:)`, one while row parts run (each part is one thread).
-enum BLASThreads {
-    static func use(_ threads: Int) {
-        if openblas_get_num_threads() != Int32(threads) { openblas_set_num_threads(Int32(threads)) }
-    }
-}
-
 extension Scorer {
-    /// True when the CPU has AVX2, FMA and F16C, for `clipsafety_few_dots_avx2` and `_f16_avx2`.
+    /// True when the CPU has AVX2, FMA and F16C, for the AVX2 kernels of `CKernels`.
     static let hasAVX2FMA = clipsafety_has_avx2_fma() != 0
 
     /// Work (floating-point operations) below which a part is not worth a thread: about 40 µs
     /// of one core, well above the few µs that waking a worker costs.
     static let minimumFlopsPerPart = 4_000_000
+
+    /// Rows below which a part is not worth a thread: one full tile of the product kernel.
+    static let minimumRowsPerPart = 6
 
     /// Rows of float64 input narrowed per call of the few-dot-products kernel: a multiple of
     /// its row blocks (2, 3, 4), and 48 KB at H/14's width, within L2.
@@ -62,39 +54,20 @@ extension Scorer {
         return (result, statistics ?? InputStatistics())
     }
 
-    /// How a batch of `rows` runs: in how many row parts (each one thread, OpenBLAS single-
-    /// threaded), or as one part with how many OpenBLAS threads.
-    ///
-    /// Each part reads every weight once for its own products, so a part needs enough rows to
-    /// amortise that: at least weights/4096 rows (H/14's 22 MB of weights then split only from
-    /// about 2700 rows; below that OpenBLAS's own threads, which share one packed copy, were
-    /// faster). A batch too small for parts uses OpenBLAS threads only when it holds enough work
-    /// (a 64 KB matrix-vector product took 21 µs threaded and 1.3 µs on one thread).
-    func plan(rows: Int) -> (parts: Int, blasThreads: Int) {
-        guard parallelism > 1 else { return (1, 1) }
+    /// In how many row parts (one thread each) a batch of `rows` runs: enough work and rows
+    /// for each, at most `parallelism`. The scores do not depend on it.
+    func plan(rows: Int) -> Int {
+        guard parallelism > 1 else { return 1 }
         let work = rows * Swift.max(flopsPerRow, 8 * inputWidth)
-        let byWork = Swift.min(parallelism, work / Self.minimumFlopsPerPart)
-        let weights = flopsPerRow / 2
-        let parts = Swift.min(byWork, rows / Swift.max(16, weights / 4096))
-        return parts > 1 ? (parts, 1) : (1, Swift.max(1, byWork))
+        return Swift.max(1, Swift.min(parallelism, work / Self.minimumFlopsPerPart, rows / Self.minimumRowsPerPart))
     }
 
     private func run(_ batch: EmbeddingBatch, workspace: ScoreWorkspace, measuring: Bool) throws -> (result: ScoreResult, statistics: InputStatistics?) {
-        guard batch.columns == inputWidth else {
-            throw ClipSafetyError.mismatch("input has \(batch.columns) columns; the model expects \(inputWidth) (\(card.backbone))")
-        }
-        let n = batch.rows
-        if n == 0 {
+        try check(batch, workspace: workspace)
+        if batch.rows == 0 {
             return (ScoreResult(rows: 0, columns: outputWidth, scores: [], labels: producesLabels ? [] : nil), measuring ? InputStatistics() : nil)
         }
-        guard n <= Int(Int32.max) / Swift.max(maxWidth, inputWidth) else {
-            throw ClipSafetyError.limitExceeded("a batch of \(n) rows is too large for one matrix product; score it in smaller batches")
-        }
-        guard n <= workspace.rows, workspace.width >= maxWidth else {
-            throw ClipSafetyError.mismatch("a batch of \(n) rows does not fit a workspace made for \(workspace.rows)")
-        }
-        let (parts, blasThreads) = plan(rows: n)
-        BLASThreads.use(blasThreads)
+        let parts = plan(rows: batch.rows)
         guard measuring else { return (runParts(batch, parts: parts, workspace: workspace, statistics: nil), nil) }
         // Each part measures its own rows, on its own thread, while their sums are in cache,
         // into its own slot (on the stack: a heap array for them added 5-8 % to a one-row call of
@@ -110,6 +83,19 @@ extension Scorer {
         }
     }
 
+    /// Throws unless `batch` has the model's width and fits `workspace` and 32-bit indices.
+    private func check(_ batch: EmbeddingBatch, workspace: ScoreWorkspace) throws {
+        guard batch.columns == inputWidth else {
+            throw ClipSafetyError.mismatch("input has \(batch.columns) columns; the model expects \(inputWidth) (\(card.backbone))")
+        }
+        guard batch.rows <= Int(Int32.max) / Swift.max(maxWidth, inputWidth) else {
+            throw ClipSafetyError.limitExceeded("a batch of \(batch.rows) rows is too large for one matrix product; score it in smaller batches")
+        }
+        guard batch.rows <= workspace.rows, workspace.width >= maxWidth else {
+            throw ClipSafetyError.mismatch("a batch of \(batch.rows) rows does not fit a workspace made for \(workspace.rows)")
+        }
+    }
+
     /// Runs `batch` in `parts` row parts; each part measures its rows into `statistics[part]`
     /// when `statistics` is given.
     private func runParts(_ batch: EmbeddingBatch, parts: Int, workspace: ScoreWorkspace,
@@ -117,13 +103,12 @@ extension Scorer {
         let n = batch.rows
         var scores = [Float](repeating: 0, count: n * outputWidth)
         var labels = [Int64](repeating: 0, count: producesLabels ? n : 0)
-        let sums = statistics == nil ? nil : workspace.sumsOfSquares
         scores.withUnsafeMutableBufferPointer { scoreBuffer in
             labels.withUnsafeMutableBufferPointer { labelBuffer in
                 let output = Output(scores: scoreBuffer.baseAddress!, labels: labelBuffer.baseAddress)
                 parallelFor(parts) { part in
                     let rows = (n * part / parts)..<(n * (part + 1) / parts)
-                    self.runPart(batch, rows: rows, workspace: workspace, sumsOfSquares: sums, output: output,
+                    self.runPart(batch, rows: rows, workspace: workspace, output: output,
                                  statistics: statistics.map { $0 + part })
                 }
             }
@@ -137,126 +122,183 @@ extension Scorer {
         let labels: UnsafeMutablePointer<Int64>?
     }
 
+    /// One part's rows as the graph runs: the activation in `a` (`rows` × `width`), `b` free.
+    struct Activation {
+        var a: UnsafeMutablePointer<Float>
+        var b: UnsafeMutablePointer<Float>
+        var width: Int
+        let rows: Int
+
+        mutating func swapBuffers(width: Int) {
+            swap(&a, &b)
+            self.width = width
+        }
+    }
+
     /// Runs the whole graph on `rows` of `batch`, in the same rows of the workspace.
-    private func runPart(_ whole: EmbeddingBatch, rows: Range<Int>, workspace: ScoreWorkspace,
-                         sumsOfSquares: UnsafeMutablePointer<Float>?, output: Output,
+    private func runPart(_ whole: EmbeddingBatch, rows: Range<Int>, workspace: ScoreWorkspace, output: Output,
                          statistics: UnsafeMutablePointer<InputStatistics>?) {
-        let n = rows.count
-        let d = inputWidth
-        let batch = EmbeddingBatch(base: whole.base + rows.lowerBound * d * whole.elementType.byteSize,
-                                   rows: n, columns: d, elementType: whole.elementType)
-        var a = workspace.first + rows.lowerBound * workspace.width
-        var b = workspace.second + rows.lowerBound * workspace.width
-        let sums = sumsOfSquares.map { $0 + rows.lowerBound }
-        var width = d
-        var remaining = steps[...]
+        let batch = whole.rows(rows)
+        var activation = Activation(a: workspace.first + rows.lowerBound * workspace.width,
+                                    b: workspace.second + rows.lowerBound * workspace.width,
+                                    width: inputWidth, rows: rows.count)
+        let sums = statistics == nil ? nil : workspace.sumsOfSquares + rows.lowerBound
+        let consumed = readInput(batch, into: &activation, sums: sums)
+        if let sums, let statistics {
+            statistics.pointee = InputStatistics(sumsOfSquares: UnsafeBufferPointer(start: sums, count: rows.count), of: batch)
+        }
+        for step in steps.dropFirst(consumed) {
+            apply(step, to: &activation, input: batch, labels: output.labels.map { $0 + rows.lowerBound })
+        }
+        (output.scores + rows.lowerBound * activation.width).update(from: activation.a, count: rows.count * activation.width)
+    }
+
+    /// The first pass over the input: the activation as Float32, and each row's Σ x² into `sums`.
+    /// Fuses the first step when it can (a product, or `normalize`); returns how many steps
+    /// (0 or 1) it ran.
+    private func readInput(_ batch: EmbeddingBatch, into activation: inout Activation, sums: UnsafeMutablePointer<Float>?) -> Int {
         switch (batch.elementType, steps.first) {
-        case (_, .dense(let weight, let bias, _, let outputs, let relu)?) where outputs <= 4 && Self.hasAVX2FMA:
-            // A product this narrow (the violence prompts: 2 outputs) is a few dot products per
-            // row; one pass computes them and the row's sum of squares, so the input check
-            // reads nothing twice (BLAS and a separate check made the check cost 20–35 %).
-            weight.withUnsafeBufferPointer { w in
-                switch batch.elementType {
-                case .float32:
-                    clipsafety_few_dots_avx2(batch.base.assumingMemoryBound(to: Float.self), n, d, w.baseAddress!, outputs, a, sums)
-                case .float16:
-                    // Widened in registers: the same bits as float32 rows, one pass over memory.
-                    clipsafety_few_dots_f16_avx2(batch.base.assumingMemoryBound(to: UInt16.self), n, d, w.baseAddress!, outputs, a, sums)
-                case .float64:
-                    // Narrowed a few rows at a time, so that they are still in cache when the
-                    // kernel reads them in its blocks of rows (12 is a multiple of each block).
-                    var first = 0
-                    while first < n {
-                        let count = Swift.min(Self.narrowedRowsPerCall, n - first)
-                        for r in 0..<count { batch.copyRowAsFloat32(first + r, into: b + r * d) }
-                        clipsafety_few_dots_avx2(b, count, d, w.baseAddress!, outputs, a + first * outputs, sums.map { $0 + first })
-                        first += count
-                    }
-                }
-            }
-            Self.addBiasAndRelu(bias, relu: relu, rows: n, outputs: outputs, to: a)
-            width = outputs
-            remaining = steps.dropFirst()
-        case (.float32, .dense(let weight, let bias, let inputs, let outputs, let relu)?):
+        case (_, .dense(let weight, let bias, let relu)?) where weight.rowMajor != nil && Self.hasAVX2FMA:
+            fewDots(batch, weight: weight, into: activation, sums: sums)
+            Self.addBiasAndRelu(bias, relu: relu, rows: batch.rows, outputs: weight.outputs, to: activation.a)
+            activation.width = weight.outputs
+        case (.float32, .dense(let weight, let bias, let relu)?):
             // Nothing changes the input before the first product: multiply it where it lies.
             let input = batch.base.assumingMemoryBound(to: Float.self)
             if let sums {
-                for r in 0..<n { sums[r] = Self.sumOfSquares(input + r * d, count: d) }
+                for r in 0..<batch.rows { sums[r] = Self.sumOfSquares(input + r * batch.columns, count: batch.columns) }
             }
-            Self.dense(input: input, rows: n, inputs: inputs, weight: weight, bias: bias, outputs: outputs, relu: relu, into: a)
-            width = outputs
-            remaining = steps.dropFirst()
+            weight.multiply(input, rows: batch.rows, into: activation.a)
+            Self.addBiasAndRelu(bias, relu: relu, rows: batch.rows, outputs: weight.outputs, to: activation.a)
+            activation.width = weight.outputs
         case (_, .normalize(let mean, let denominator)?):
-            mean.withUnsafeBufferPointer { m in
-                denominator.withUnsafeBufferPointer { q in
-                    for r in 0..<n {
-                        let row = a + r * d
-                        let source: UnsafePointer<Float>
-                        if batch.elementType == .float32 {
-                            source = batch.base.assumingMemoryBound(to: Float.self) + r * d
-                        } else {
-                            batch.copyRowAsFloat32(r, into: row)
-                            source = UnsafePointer(row)
-                        }
-                        let sum = Self.normalizeRow(source, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: d)
-                        sums?[r] = sum
-                    }
-                }
-            }
-            remaining = steps.dropFirst()
+            normalizeInput(batch, mean: mean, denominator: denominator, into: activation.a, sums: sums)
         default:
-            for r in 0..<n {
-                let row = a + r * d
+            for r in 0..<batch.rows {
+                let row = activation.a + r * batch.columns
                 batch.copyRowAsFloat32(r, into: row)
-                sums?[r] = Self.sumOfSquares(row, count: d)
+                sums?[r] = Self.sumOfSquares(row, count: batch.columns)
             }
+            return 0
         }
-        if let sums, let statistics {
-            statistics.pointee = InputStatistics(sumsOfSquares: UnsafeBufferPointer(start: sums, count: n), of: batch)
-        }
-        for step in remaining {
-            switch step {
-            case .impute(let columns, let value):
-                if let columns {
-                    for r in 0..<n { for c in columns where a[r * width + c].isNaN { a[r * width + c] = value } }
-                } else {
-                    for i in 0..<(n * width) where a[i].isNaN { a[i] = value }
-                }
-            case .lookup(let lookups):
-                for r in 0..<n {
-                    for l in lookups {
-                        let x = batch.value(row: r, column: l.column)
-                        a[r * width + l.column] = l.table[Self.percentF(l.roundToFloat32 ? Double(Float(x)) : x)] ?? l.oov
-                    }
-                }
-            case .normalize(let mean, let denominator):
-                mean.withUnsafeBufferPointer { m in
-                    denominator.withUnsafeBufferPointer { q in
-                        for r in 0..<n {
-                            let row = a + r * width
-                            _ = Self.normalizeRow(row, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: width)
-                        }
-                    }
-                }
-            case .dense(let weight, let bias, let inputs, let outputs, let relu):
-                Self.dense(input: a, rows: n, inputs: inputs, weight: weight, bias: bias, outputs: outputs, relu: relu, into: b)
-                swap(&a, &b)
-                width = outputs
-            case .relu:
-                for i in 0..<(n * width) { a[i] = Swift.max(a[i], 0) }
-            case .sigmoid:
-                for i in 0..<(n * width) { a[i] = 1 / (1 + exp(-a[i])) }
-            case .argmax:
-                if let labels = output.labels {
-                    for r in 0..<n {
-                        var best = 0
-                        for c in 1..<Swift.max(width, 1) where a[r * width + c] > a[r * width + best] { best = c }
-                        labels[rows.lowerBound + r] = Int64(best)
-                    }
+        return 1
+    }
+
+    /// A product this narrow (the violence prompts: 2 outputs) is a few dot products per row;
+    /// one pass computes them and the row's sum of squares, so the input check reads nothing
+    /// twice (a general product and a separate check made the check cost 20–35 %).
+    private func fewDots(_ batch: EmbeddingBatch, weight: PackedWeights, into activation: Activation, sums: UnsafeMutablePointer<Float>?) {
+        let n = batch.rows, d = batch.columns, k = weight.outputs
+        weight.rowMajor!.withUnsafeBufferPointer { w in
+            switch batch.elementType {
+            case .float32:
+                clipsafety_few_dots_avx2(batch.base.assumingMemoryBound(to: Float.self), n, d, w.baseAddress!, k, activation.a, sums)
+            case .float16:
+                // Widened in registers: the same bits as float32 rows, one pass over memory.
+                clipsafety_few_dots_f16_avx2(batch.base.assumingMemoryBound(to: UInt16.self), n, d, w.baseAddress!, k, activation.a, sums)
+            case .float64:
+                // Narrowed a few rows at a time, so that they are still in cache when the
+                // kernel reads them in its blocks of rows (12 is a multiple of each block).
+                var first = 0
+                while first < n {
+                    let count = Swift.min(Self.narrowedRowsPerCall, n - first)
+                    for r in 0..<count { batch.copyRowAsFloat32(first + r, into: activation.b + r * d) }
+                    clipsafety_few_dots_avx2(activation.b, count, d, w.baseAddress!, k, activation.a + first * k, sums.map { $0 + first })
+                    first += count
                 }
             }
         }
-        (output.scores + rows.lowerBound * width).update(from: a, count: n * width)
+    }
+
+    /// The first `normalize`, fused with reading (and widening) the input.
+    private func normalizeInput(_ batch: EmbeddingBatch, mean: [Float], denominator: [Float],
+                                into a: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>?) {
+        let d = batch.columns
+        mean.withUnsafeBufferPointer { m in
+            denominator.withUnsafeBufferPointer { q in
+                for r in 0..<batch.rows {
+                    let row = a + r * d
+                    let source: UnsafePointer<Float>
+                    if batch.elementType == .float32 {
+                        source = batch.base.assumingMemoryBound(to: Float.self) + r * d
+                    } else {
+                        batch.copyRowAsFloat32(r, into: row)
+                        source = UnsafePointer(row)
+                    }
+                    let sum = Self.normalizeRow(source, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: d)
+                    sums?[r] = sum
+                }
+            }
+        }
+    }
+
+    /// Runs one step on a part's activation. `input` is the part's rows of the graph input
+    /// (what `categorical_lookup` reads); `labels` its rows of the label output.
+    private func apply(_ step: Step, to activation: inout Activation, input: EmbeddingBatch, labels: UnsafeMutablePointer<Int64>?) {
+        let a = activation.a, count = activation.rows * activation.width
+        switch step {
+        case .impute(let columns, let value):
+            Self.impute(columns, with: value, in: activation)
+        case .lookup(let lookups):
+            for lookup in lookups { Self.look(up: lookup, from: input, into: activation) }
+        case .normalize(let mean, let denominator):
+            Self.normalize(activation, mean: mean, denominator: denominator)
+        case .dense(let weight, let bias, let relu):
+            weight.multiply(a, rows: activation.rows, into: activation.b)
+            Self.addBiasAndRelu(bias, relu: relu, rows: activation.rows, outputs: weight.outputs, to: activation.b)
+            activation.swapBuffers(width: weight.outputs)
+        case .relu:
+            for i in 0..<count { a[i] = Swift.max(a[i], 0) }
+        case .sigmoid:
+            for i in 0..<count { a[i] = 1 / (1 + exp(-a[i])) }
+        case .argmax:
+            if let labels { Self.argmax(activation, into: labels) }
+        }
+    }
+
+    /// NaN → `value` in `columns` (every column when nil).
+    private static func impute(_ columns: [Int]?, with value: Float, in activation: Activation) {
+        let a = activation.a, width = activation.width
+        if let columns {
+            for r in 0..<activation.rows { for c in columns where a[r * width + c].isNaN { a[r * width + c] = value } }
+        } else {
+            for i in 0..<(activation.rows * width) where a[i].isNaN { a[i] = value }
+        }
+    }
+
+    /// Replaces one column by the vocabulary index of the input's value (`CategoricalLookup`).
+    private static func look(up lookup: CategoricalLookup, from input: EmbeddingBatch, into activation: Activation) {
+        lookup.starts.withUnsafeBufferPointer { starts in
+            lookup.values.withUnsafeBufferPointer { values in
+                for r in 0..<activation.rows {
+                    let x = input.value(row: r, column: lookup.column)
+                    let i = lookup.interval(of: x, starts: starts.baseAddress!, count: starts.count)
+                    activation.a[r * activation.width + lookup.column] = values[i]
+                }
+            }
+        }
+    }
+
+    /// `(x − mean) / denominator` in place, per column.
+    private static func normalize(_ activation: Activation, mean: [Float], denominator: [Float]) {
+        mean.withUnsafeBufferPointer { m in
+            denominator.withUnsafeBufferPointer { q in
+                for r in 0..<activation.rows {
+                    let row = activation.a + r * activation.width
+                    _ = normalizeRow(row, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: activation.width)
+                }
+            }
+        }
+    }
+
+    /// Each row's first column of the largest value.
+    private static func argmax(_ activation: Activation, into labels: UnsafeMutablePointer<Int64>) {
+        let a = activation.a, width = activation.width
+        for r in 0..<activation.rows {
+            var best = 0
+            for c in 1..<Swift.max(width, 1) where a[r * width + c] > a[r * width + best] { best = c }
+            labels[r] = Int64(best)
+        }
     }
 
     /// Σ x² of one row in 16-wide lanes (the norm check's sum; the same lane order everywhere,
@@ -300,29 +342,6 @@ extension Scorer {
             i += 1
         }
         return total
-    }
-
-    /// C = A · Wᵀ + bias, then max(·, 0) when `relu` (A: rows×inputs, W: outputs×inputs,
-    /// C: rows×outputs). The product goes through CBLAS; bias and relu follow in one pass over C.
-    /// (Filling C with the bias for beta = 1 costs a pass of its own: B/32 at batch 4096 ran 3.55
-    /// against 3.33 M rows/s that way, alternating runs.)
-    static func dense(input a: UnsafePointer<Float>, rows: Int, inputs: Int, weight: [Float], bias: [Float]?,
-                      outputs: Int, relu: Bool, into c: UnsafeMutablePointer<Float>) {
-        precondition(weight.count == outputs * inputs && (bias?.count ?? outputs) == outputs)
-        weight.withUnsafeBufferPointer { w in
-            if rows == 1 {
-                // sgemm with M = 1 is slower than sgemv in older OpenBLAS.
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outputs), Int32(inputs), 1, w.baseAddress,
-                            Int32(inputs), a, 1, 0, c, 1)
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-                            Int32(rows), Int32(outputs), Int32(inputs),
-                            1, a, Int32(inputs),
-                            w.baseAddress, Int32(inputs),
-                            0, c, Int32(outputs))
-            }
-        }
-        addBiasAndRelu(bias, relu: relu, rows: rows, outputs: outputs, to: c)
     }
 
     /// C += bias per row, then max(·, 0) when `relu`.
@@ -375,6 +394,12 @@ private struct DisjointWork: @unchecked Sendable {
 }
 
 extension EmbeddingBatch {
+    /// The batch's rows `range` (no copy).
+    func rows(_ range: Range<Int>) -> EmbeddingBatch {
+        EmbeddingBatch(base: base + range.lowerBound * columns * elementType.byteSize,
+                       rows: range.count, columns: columns, elementType: elementType)
+    }
+
     /// Row `row` as Float32 into `out` (`columns` values), rounding f64 to nearest.
     @inline(__always)
     func copyRowAsFloat32(_ row: Int, into out: UnsafeMutablePointer<Float>) {

@@ -69,11 +69,11 @@ final class ScorerTests: XCTestCase {
     }
 
     func testPercentFMatchesCPrintf() {
-        XCTAssertEqual(Scorer.percentF(-0.5625), "-0.562500")
-        XCTAssertEqual(Scorer.percentF(227), "227.000000")
-        XCTAssertEqual(Scorer.percentF(1e-7), "0.000000")
-        XCTAssertEqual(Scorer.percentF(-1e-7), "-0.000000")
-        XCTAssertEqual(Scorer.percentF(1e20), "100000000000000000000.000000")
+        XCTAssertEqual(percentF(-0.5625), "-0.562500")
+        XCTAssertEqual(percentF(227), "227.000000")
+        XCTAssertEqual(percentF(1e-7), "0.000000")
+        XCTAssertEqual(percentF(-1e-7), "-0.000000")
+        XCTAssertEqual(percentF(1e20), "100000000000000000000.000000")
     }
 
     func testPromptScoresAndArgmax() throws {

@@ -30,4 +30,20 @@ void clipsafety_few_dots_avx2(const float *x, size_t rows, size_t width, const f
 void clipsafety_few_dots_f16_avx2(const uint16_t *x, size_t rows, size_t width, const float *w, size_t k,
                                   float *out, float *sums);
 
+/// Columns per panel of the packed weights of clipsafety_fixed_order_product.
+#define CLIPSAFETY_PANEL 16
+
+/// out (rows × n, row-major) = x (rows × k, row-major) · wᵀ, where w (n × k) is `packed` in
+/// panels of CLIPSAFETY_PANEL columns: panel p holds w[p·16 + c][i] at packed[(p·k + i)·16 + c],
+/// zero past column n; `packed` 32-byte aligned. Every output element is one float32 FMA chain
+/// over i = 0..k-1 in order, starting from +0, so its bits depend only on its row of x and
+/// column of w: never on how many rows a call has, where a row sits among them, or the CPU's
+/// vector width. This portable version gives the same bits (fmaf is exactly rounded).
+void clipsafety_fixed_order_product(const float *x, size_t rows, size_t k, const float *packed, size_t n,
+                                    float *out);
+
+/// clipsafety_fixed_order_product with AVX2 and FMA. Call only when clipsafety_has_avx2_fma() != 0.
+void clipsafety_fixed_order_product_avx2(const float *x, size_t rows, size_t k, const float *packed, size_t n,
+                                         float *out);
+
 #endif
