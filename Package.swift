@@ -63,7 +63,8 @@ let package = Package(
         // Shared test helpers (fixture paths, scratch folders); used by tests only.
         .target(name: "TestSupport", dependencies: ["Core", "Runtime"], path: "Tests/TestSupport"),
         .testTarget(name: "CoreTests", dependencies: ["Core"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
+        // Converters only to read the catalog's heads for kernel and lookup tests.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Converters", "TestSupport"]),
         .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Converters", "Runtime", "TestSupport"]),

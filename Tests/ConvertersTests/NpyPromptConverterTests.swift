@@ -53,14 +53,18 @@ final class NpyPromptConverterTests: XCTestCase {
         }
     }
 
-    func testUnknownMatrixGetsUnknownCardAndBackboneFlag() throws {
+    func testAnUnknownMatrixIsAModelOnlyWhenTheUserSaysItHoldsPrompts() throws {
         let array = NpyArray(shape: [3, 4], floats: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0])
-        let options = ConversionOptions(fileName: "my_prompts.npy", stated: StatedMeaning(backbone: "ViT-B-16/openai"))
+        let unstated = ConversionOptions(fileName: "my_prompts.npy", stated: StatedMeaning(backbone: "ViT-B-16/openai"))
+        XCTAssertThrowsError(try convertModel(bytes: array.serialized(), options: unstated)) {
+            XCTAssertEqual(($0 as? ClipSafetyError)?.kind, .usage)
+        }
+        let options = ConversionOptions(fileName: "my_prompts.npy", stated: StatedMeaning(task: .promptClassifier, backbone: "ViT-B-16/openai"))
         let model = try convertModel(bytes: array.serialized(), options: options)
         XCTAssertEqual(model.card.name, "my_prompts")
         XCTAssertEqual(model.card.backbone, "ViT-B-16/openai")
-        XCTAssertEqual(model.card.task, .unknown)
-        XCTAssertEqual(model.card.outputColumns, ["output_0", "output_1", "output_2"])
+        XCTAssertEqual(model.card.task, .promptClassifier)
+        XCTAssertEqual(model.card.outputColumns.count, 3)
         XCTAssertNil(model.card.threshold)
         let out = try Scorer(model: model).score([Float]([0, 0, 2, 0]), rows: 1)
         XCTAssertEqual(out.labels, [2])

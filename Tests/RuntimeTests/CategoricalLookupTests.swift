@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import XCTest
+import Converters
 @testable import Runtime
 import TestSupport
 
@@ -32,15 +33,11 @@ final class CategoricalLookupTests: XCTestCase {
         }
     }
 
-    /// The lookups of the converted catalog heads (`bash scripts/main.sh` writes them to out/).
+    /// The lookups of the catalog's autokeras heads, converted in process from models/files.
     static func shippedLookups() throws -> [(name: String, lookup: CategoricalLookup, table: [String: Float])] {
         var found: [(String, CategoricalLookup, [String: Float])] = []
         for name in ["clip_autokeras_nsfw_b32", "clip_autokeras_binary_nsfw"] {
-            let path = Fixtures.repoRoot + "/out/\(name).safetensors"
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw XCTSkip("missing \(path): run `bash scripts/main.sh`, or `clipsafety convert models/files/\(name).zip -o out/\(name).safetensors`")
-            }
-            let model = try NativeModel(contentsOf: path)
+            let model = try ModelLoader.load(path: try Fixtures.modelFile(name + ".zip"))
             let tensors = Dictionary(model.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             for case .categoricalLookup(let columns) in model.graph {
                 for c in columns {

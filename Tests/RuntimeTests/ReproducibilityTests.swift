@@ -1,4 +1,5 @@
 import XCTest
+import Converters
 @testable import Runtime
 import TestSupport
 
@@ -48,11 +49,7 @@ final class ReproducibilityTests: XCTestCase {
     }
 
     func testL14PortScoresTheSameBytesWhateverTheBatchingAndThreads() throws {
-        let path = Fixtures.repoRoot + "/out/clip_ViT-L-14_openai_binary_nsfw_head.safetensors"
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw XCTSkip("missing \(path): run `bash scripts/main.sh`, or `clipsafety convert models/files/clip_ViT-L-14_openai_binary_nsfw_head.pth -o \(path)`")
-        }
-        let model = try NativeModel(contentsOf: path)
+        let model = try ModelLoader.load(path: try Fixtures.modelFile("clip_ViT-L-14_openai_binary_nsfw_head.pth"))
         var rng = SplitMix(seed: 14)
         let n = 389
         let values = RandomGraph.unitRows(n, width: model.card.embeddingDim, &rng).map { Float(Float16($0)) }
