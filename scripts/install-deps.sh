@@ -5,17 +5,7 @@
 set -euo pipefail
 
 packages=(pkg-config libzip-dev libhdf5-dev libopenblas-dev python3)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "install-deps: installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" "${packages[@]}"
 if ! command -v swift >/dev/null 2>&1; then
   echo "install-deps: no 'swift' on PATH; install a Swift 6 toolchain first (https://www.swift.org/install/linux/)" >&2
   exit 1
