@@ -113,7 +113,7 @@ final class HDF5PreflightTests: XCTestCase {
         let name = try XCTUnwrap(Self.offsets(of: Data("fletcher32".utf8), in: bytes).first)
         XCTAssertEqual(bytes[name - 8], 3)
         bytes[name - 8] = 0x00; bytes[name - 7] = 0x7d
-        assertRefused(bytes, .unsupported, ["kernel", "mandatory filter 32000", "only deflate, shuffle and Fletcher32"])
+        assertRefused(bytes, .unsupported, ["dataset '/model_weights/d/d/kernel'", "mandatory filter 32000", "only deflate, shuffle and Fletcher32"])
     }
 
     // MARK: - Layouts and fill values
@@ -142,6 +142,34 @@ final class HDF5PreflightTests: XCTestCase {
         let free = Int(Self.le(bytes, at: heap + 16)), data = Int(Self.le(bytes, at: heap + 24))
         Self.put(UInt64(free), in: &bytes, at: data + free)  // the free block's "next" is itself
         assertRefused(bytes, .malformed, ["local heap at address \(heap)", "cycle"])
+    }
+
+    func testRefusesSymbolNodesThatOverflowOrNameOutsideTheirHeap() throws {
+        // Legacy files' symbol nodes hold at most 2 × 4 links; libhdf5 1.10 decodes the declared
+        // count into a buffer of that size. Node: "SNOD", version, reserved, 2-byte count, entries
+        // (8-byte name offset into the group's local heap first).
+        let good = try h5()
+        let node = try XCTUnwrap(Self.offsets(of: Data("SNOD".utf8), in: good).first)
+        var overflow = good
+        Self.put(UInt16(9), in: &overflow, at: node + 6)
+        assertRefused(overflow, .malformed, ["bad symbol table node at address \(node)"])
+        var outside = good
+        Self.put(UInt64(0xFFFF), in: &outside, at: node + 8)
+        assertRefused(outside, .malformed, ["link name", "does not end inside its heap"])
+    }
+
+    func testRefusesAnObjectHeaderWhoseContinuationLoops() throws {
+        // Thirty attributes overflow the root group's first header block (version 1, at the
+        // address in the superblock's root entry, byte 64): libhdf5 adds a continuation
+        // message (type 0x10, 16 bytes: address, length). Aimed back at the block holding it,
+        // it loops.
+        var bytes = try h5 { w in for i in 0..<30 { try w.strings("extra_\(i)", on: "/", [String(repeating: "x", count: 40)], scalar: true) } }
+        let root = Int(Self.le(bytes, at: 64)), size = Int(Self.le(bytes, at: root + 8) & 0xFFFF_FFFF)
+        let block = root + 16
+        let message = try XCTUnwrap(Self.offsets(of: Data([0x10, 0, 0x10, 0]), in: bytes).first { $0 >= block && $0 < block + size })
+        Self.put(UInt64(block), in: &bytes, at: message + 8)
+        Self.put(UInt64(size), in: &bytes, at: message + 16)
+        assertRefused(bytes, .malformed, ["object header at \(root)", "loops"])
     }
 
     func testRefusesSoftLinkLoopsAndExternalLinksAnywhere() throws {

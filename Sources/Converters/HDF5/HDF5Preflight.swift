@@ -120,7 +120,7 @@ struct HDF5Preflight {
         case 0x0003: dataset.type = try HDF5Datatype(body, geometry: geometry, what: Self.describe(path))
         case 0x0004, 0x0005: dataset.fillValues.append((type, body))
         case 0x0008: dataset.layout = body
-        case 0x000B: dataset.filters = try HDF5Filter.pipeline(body, what: Self.describe(path))
+        case 0x000B: dataset.filters = try HDF5Filter.pipeline(body, what: "dataset \(Self.describe(path))")
         case 0x0007: throw ClipSafetyError.unsafe("HDF5: \(Self.describe(path)) keeps its data in external files; refused")
         case 0x000C: try checkAttribute(body, header: header, path: path)
         case 0x000D: try Self.checkComment(body, path: path)
