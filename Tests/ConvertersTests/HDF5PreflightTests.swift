@@ -200,6 +200,16 @@ final class HDF5PreflightTests: XCTestCase {
         assertRefused(bytes, .malformed, ["attribute of '/'", "1000 elements of 2 bytes"])
     }
 
+    func testRefusesDatatypesWhosePropertiesLibHDF5DecodesUnchecked() throws {
+        // The attribute's datatype (class 3, fixed string, version 1: byte 0x13) becomes a
+        // compound (class 6), whose member names libhdf5 1.10 strdup()s.
+        var bytes = try h5 { w in try w.strings("oddtype", on: "/", ["ab"], fixedLength: true) }
+        let type = try XCTUnwrap(Self.offsets(of: Data("oddtype\0".utf8), in: bytes).first) + 8
+        XCTAssertEqual(bytes[type], 0x13)
+        bytes[type] = 0x16
+        assertRefused(bytes, .unsupported, ["attribute of '/'", "class compound"])
+    }
+
     // MARK: - Byte helpers
 
     static func offsets(of needle: Data, in data: Data) -> [Int] {

@@ -20,7 +20,7 @@ struct HDF5Dataspace {
     init(_ body: Data, geometry: HDF5Geometry, what: String) throws {
         var m = ByteCursor(body)
         guard let version = m.readInteger(UInt8.self, endianness: .little), let rank = m.readInteger(UInt8.self, endianness: .little),
-              m.skip(1) else { throw Self.bad(what, "is cut short") }
+              let flags = m.readInteger(UInt8.self, endianness: .little) else { throw Self.bad(what, "is cut short") }
         switch version {
         case 1:
             guard m.skip(5) else { throw Self.bad(what, "is cut short") }
@@ -35,6 +35,8 @@ struct HDF5Dataspace {
             guard let d = geometry.readLength(&m) else { throw Self.bad(what, "is cut short") }
             return d
         }
+        // libhdf5 1.10 also decodes the maximum dimensions, unchecked, when the flag says so.
+        guard flags & 0x01 == 0 || m.hasBytes(Int(rank) * geometry.lengthSize) else { throw Self.bad(what, "is cut short") }
     }
 
     private static func bad(_ what: String, _ reason: String) -> ClipSafetyError {
@@ -42,19 +44,39 @@ struct HDF5Dataspace {
     }
 }
 
-/// The stored element size of a datatype message (section IV.A.2.d). Variable-length values
-/// are stored as a length, a global heap address and an index.
+/// The stored element size of a datatype message (section IV.A.2.d), after refusing classes
+/// whose properties libhdf5 1.10 decodes without bounds checks (member names of compounds and
+/// enums are strdup()ed, array and opaque properties trusted): integers, floats, bitfields,
+/// strings and variable-length sequences or strings of those pass. Variable-length values are
+/// stored as a length, a global heap address and an index.
 struct HDF5Datatype {
     /// Bytes one element takes in the file.
     var storedSize: UInt64
 
     init(_ body: Data, geometry: HDF5Geometry, what: String) throws {
         var m = ByteCursor(body)
+        let (typeClass, size) = try Self.check(&m, nested: false, what: what)
+        storedSize = typeClass == 9 ? UInt64(4 + geometry.offsetSize + 4) : UInt64(size)
+    }
+
+    /// Bytes of the properties of each class let through.
+    private static let propertyBytes: [UInt8: Int] = [0: 4, 1: 12, 3: 0, 4: 4]
+    private static let classNames: [UInt8: String] = [2: "time", 5: "opaque", 6: "compound", 7: "reference", 8: "enum", 10: "array"]
+
+    /// One datatype's class and size; a variable-length type's base must be a plain one.
+    private static func check(_ m: inout ByteCursor, nested: Bool, what: String) throws -> (UInt8, UInt32) {
+        let cut = ClipSafetyError.malformed("HDF5: the datatype of \(what) is cut short")
         guard let classAndVersion = m.readInteger(UInt8.self, endianness: .little), m.skip(3),
-              let size = m.readInteger(UInt32.self, endianness: .little) else {
-            throw ClipSafetyError.malformed("HDF5: the datatype of \(what) is cut short")
+              let size = m.readInteger(UInt32.self, endianness: .little) else { throw cut }
+        let typeClass = classAndVersion & 0x0f
+        if typeClass == 9 && !nested {
+            _ = try check(&m, nested: true, what: what)
+        } else if let n = propertyBytes[typeClass] {
+            guard m.skip(n) else { throw cut }
+        } else {
+            throw ClipSafetyError.unsupported("HDF5: \(what) has a datatype of class \(classNames[typeClass] ?? String(typeClass)), which is not read")
         }
-        storedSize = classAndVersion & 0x0f == 9 ? UInt64(4 + geometry.offsetSize + 4) : UInt64(size)
+        return (typeClass, size)
     }
 }
 
