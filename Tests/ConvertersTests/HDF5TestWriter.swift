@@ -107,6 +107,9 @@ final class HDF5TestWriter {
         var unlimited = false
         /// Written when false: the dataset then stores nothing.
         var leaveUnwritten = false
+        /// Space allocated when the dataset is created (unfiltered chunks then get an implicit
+        /// index in the newest format).
+        var earlyAllocation = false
     }
 
     /// A float dataset stored as `storage` says.
@@ -120,6 +123,7 @@ final class HDF5TestWriter {
         if storage.shuffle { try Self.check(H5Pset_shuffle(dcpl), "shuffle") }
         if storage.deflate { try Self.check(H5Pset_deflate(dcpl, 6), "deflate") }
         if storage.fletcher32 { try Self.check(H5Pset_fletcher32(dcpl), "fletcher32") }
+        if storage.earlyAllocation { try Self.check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "allocation time") }
         if var fill = storage.fill { try Self.check(H5Pset_fill_value(dcpl, clipsafety_h5t_native_float(), &fill), "fill") }
         try dataset(path, shape: shape, fileType: t, memType: clipsafety_h5t_native_double(), values: storage.leaveUnwritten ? [] : values,
                     dcpl: dcpl, unlimited: storage.unlimited)

@@ -81,7 +81,7 @@ extension HDF5Preflight {
         case 0: try Self.checkCompact(&m, shape)
         case 1: try checkContiguous(&m, shape)
         case 2 where version == 3: try checkChunked(&m, shape)
-        case 2: throw ClipSafetyError.unsupported("HDF5: \(what) uses a chunk index of the version 4 layout; only version 1 B-tree chunk indexes are read")
+        case 2: try checkChunkedV4(&m, shape)
         case 3: throw ClipSafetyError.unsafe("HDF5: \(what) is a virtual dataset drawing on other files; refused")
         default: throw ClipSafetyError.malformed("HDF5: \(what) has an unknown layout class \(layoutClass)")
         }
