@@ -17,23 +17,34 @@ final class HDF5TestWriter {
     private var file: hid_t
     private let path = NSTemporaryDirectory() + "clipsafety-h5-\(UUID().uuidString).h5"
 
-    /// `latestFormat` writes version-2 object headers (what `libver="latest"` gives in h5py).
-    init(latestFormat: Bool = false) throws {
+    /// `latestFormat` writes version-2 object headers (what `libver="latest"` gives in h5py);
+    /// `offsetSize` and `lengthSize` are the widths of file addresses and lengths (2, 4 or 8).
+    init(latestFormat: Bool = false, offsetSize: Int = 8, lengthSize: Int = 8) throws {
         _ = H5open()
         _ = clipsafety_h5_silence_errors()
         let fapl = H5Pcreate(clipsafety_h5p_file_access())
         defer { H5Pclose(fapl) }
+        let fcpl = H5Pcreate(Self.plistClass("H5P_CLS_FILE_CREATE_ID_g"))
+        defer { H5Pclose(fcpl) }
+        try Self.check(H5Pset_sizes(fcpl, offsetSize, lengthSize), "sizes")
         try Self.check(H5Pset_fapl_core(fapl, 1 << 16, true), "core driver")
         if latestFormat {
             try Self.check(H5Pset_libver_bounds(fapl, clipsafety_h5f_libver_latest(), clipsafety_h5f_libver_latest()), "libver")
         }
-        file = H5Fcreate(path, clipsafety_h5f_acc_trunc(), clipsafety_h5p_default(), fapl)
+        file = H5Fcreate(path, clipsafety_h5f_acc_trunc(), fcpl, fapl)
         guard file >= 0 else { throw WriterError(description: "H5Fcreate failed") }
     }
 
     deinit {
         if file >= 0 { H5Fclose(file) }
         unlink(path)
+    }
+
+    /// libhdf5's property-list class held in global `name` (Swift 6 refuses to read C globals
+    /// directly; the shim has no helper for the classes only tests use).
+    private static func plistClass(_ name: String) -> hid_t {
+        guard let symbol = dlsym(nil, name) else { return -1 }
+        return symbol.load(as: hid_t.self)
     }
 
     private static func check(_ status: herr_t, _ what: String) throws {
@@ -83,18 +94,68 @@ final class HDF5TestWriter {
         try dataset(path, shape: shape, fileType: t, memType: clipsafety_h5t_native_double(), values: values)
     }
 
+    /// How a dataset is stored: contiguous by default, else compact or chunked with filters.
+    struct Storage {
+        var chunks: [Int]?
+        var compact = false
+        var shuffle = false
+        var deflate = false
+        var fletcher32 = false
+        /// A fill value (float32) recorded with the dataset.
+        var fill: Float?
+        /// Every dimension may grow (needed for chunks larger than the extent).
+        var unlimited = false
+        /// Written when false: the dataset then stores nothing.
+        var leaveUnwritten = false
+        /// Space allocated when the dataset is created (unfiltered chunks then get an implicit
+        /// index in the newest format).
+        var earlyAllocation = false
+    }
+
+    /// A float dataset stored as `storage` says.
+    func floats(_ path: String, shape: [Int], _ values: [Double], type: FloatType = .f32, storage: Storage) throws {
+        let t = try fileType(type)
+        defer { H5Tclose(t) }
+        let dcpl = try Self.check(H5Pcreate(Self.plistClass("H5P_CLS_DATASET_CREATE_ID_g")), "dcpl")
+        defer { H5Pclose(dcpl) }
+        if storage.compact { try Self.check(H5Pset_layout(dcpl, H5D_COMPACT), "compact") }
+        if let chunks = storage.chunks { try Self.check(H5Pset_chunk(dcpl, Int32(chunks.count), chunks.map { hsize_t($0) }), "chunk") }
+        if storage.shuffle { try Self.check(H5Pset_shuffle(dcpl), "shuffle") }
+        if storage.deflate { try Self.check(H5Pset_deflate(dcpl, 6), "deflate") }
+        if storage.fletcher32 { try Self.check(H5Pset_fletcher32(dcpl), "fletcher32") }
+        if storage.earlyAllocation { try Self.check(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY), "allocation time") }
+        if var fill = storage.fill { try Self.check(H5Pset_fill_value(dcpl, clipsafety_h5t_native_float(), &fill), "fill") }
+        try dataset(path, shape: shape, fileType: t, memType: clipsafety_h5t_native_double(), values: storage.leaveUnwritten ? [] : values,
+                    dcpl: dcpl, unlimited: storage.unlimited)
+    }
+
+    /// A virtual dataset of `shape` floats drawn from `source` in file `file`.
+    func virtualFloats(_ path: String, shape: [Int], file other: String, source: String) throws {
+        let dims = shape.map { hsize_t($0) }
+        let space = H5Screate_simple(Int32(dims.count), dims, nil)
+        defer { H5Sclose(space) }
+        let dcpl = try Self.check(H5Pcreate(Self.plistClass("H5P_CLS_DATASET_CREATE_ID_g")), "dcpl")
+        defer { H5Pclose(dcpl) }
+        try Self.check(H5Sselect_all(space), "select")
+        try Self.check(H5Pset_virtual(dcpl, space, other, source, space), "virtual")
+        let d = try Self.check(H5Dcreate2(file, path, clipsafety_h5t_ieee_f32le(), space, clipsafety_h5p_default(), dcpl, clipsafety_h5p_default()), "virtual \(path)")
+        H5Dclose(d)
+    }
+
     /// An int64 dataset (Keras' Normalization `count`, or a hostile integer kernel).
     func int64s(_ path: String, shape: [Int], _ values: [Int64]) throws {
         try dataset(path, shape: shape, fileType: clipsafety_h5t_std_i64le(), memType: clipsafety_h5t_native_int64(), values: values)
     }
 
-    private func dataset<T>(_ path: String, shape: [Int], fileType: hid_t, memType: hid_t, values: [T]) throws {
+    private func dataset<T>(_ path: String, shape: [Int], fileType: hid_t, memType: hid_t, values: [T],
+                            dcpl: hid_t = clipsafety_h5p_default(), unlimited: Bool = false) throws {
         let dims = shape.map { hsize_t($0) }
-        let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), dims, nil)
+        let maxDims = unlimited ? dims.map { _ in hsize_t.max } : nil
+        let space = shape.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), dims, maxDims)
         defer { H5Sclose(space) }
         let lcpl = try intermediateGroups()
         defer { H5Pclose(lcpl) }
-        let d = try Self.check(H5Dcreate2(file, path, fileType, space, lcpl, clipsafety_h5p_default(), clipsafety_h5p_default()), "dataset \(path)")
+        let d = try Self.check(H5Dcreate2(file, path, fileType, space, lcpl, dcpl, clipsafety_h5p_default()), "dataset \(path)")
         defer { H5Dclose(d) }
         if !values.isEmpty {
             try values.withUnsafeBytes { raw in
@@ -235,8 +296,9 @@ enum KerasFixture {
     /// A legacy `.h5` (`model.save("x.h5")` layout). `weightSuffix` is `":0"` for Keras 2 names.
     static func legacyH5(_ layers: [TestLayer], width: Int, style: Style = .functional, type: HDF5TestWriter.FloatType = .f32,
                          weightSuffix: String = "", fixedLengthStrings: Bool = false, config: [String: Any]? = nil,
-                         latestFormat: Bool = false, edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
-        let w = try HDF5TestWriter(latestFormat: latestFormat)
+                         latestFormat: Bool = false, offsetSize: Int = 8, lengthSize: Int = 8,
+                         edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
+        let w = try HDF5TestWriter(latestFormat: latestFormat, offsetSize: offsetSize, lengthSize: lengthSize)
         try w.strings("model_config", on: "/", [try json(config ?? Self.config(layers, width: width, style: style))], scalar: true, fixedLength: fixedLengthStrings)
         try w.strings("keras_version", on: "/", ["3.15.1"], scalar: true)
         try w.group("/model_weights")
@@ -276,8 +338,8 @@ enum KerasFixture {
 
     /// The `model.weights.h5` of a `.keras` archive.
     static func weightsH5(_ layers: [TestLayer], type: HDF5TestWriter.FloatType = .f32, nameAttributes: Bool = true,
-                          prefix: String = "layers", edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
-        let w = try HDF5TestWriter()
+                          prefix: String = "layers", offsetSize: Int = 8, edit: (HDF5TestWriter) throws -> Void = { _ in }) throws -> Data {
+        let w = try HDF5TestWriter(offsetSize: offsetSize, lengthSize: offsetSize)
         try w.group("/\(prefix)/input_layer/vars")
         if nameAttributes { try w.strings("name", on: "/\(prefix)/input_layer/vars", ["embedding"], scalar: true) }
         for (l, tracked) in zip(layers, trackingNames(layers)) {

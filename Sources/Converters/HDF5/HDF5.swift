@@ -63,22 +63,27 @@ final class HDF5File {
         // H5Pset_file_image copies the bytes; the copy lives as long as the open file.
         let status = image.withUnsafeBytes { raw in H5Pset_file_image(fapl.id, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count) }
         try HDF5Failure.check(status, "cannot hand the file image to libhdf5")
-        // Opening the file decodes the root group's header: check it first (see checkObjectHeader).
-        let unchecked = HDF5VariableStrings(image: image, base: 0, offsetSize: 8, lengthSize: 8, limits: limits)
-        if let rootAddress = unchecked.rootObjectHeaderAddress() {
-            try unchecked.checkObjectHeader(at: rootAddress)
-        }
+        // Everything libhdf5 will decode is checked first (see HDF5Preflight).
+        let checked = try HDF5Preflight.check(image: image, limits: limits)
         file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
+        try Self.checkSameGeometry(file, checked.geometry)
+        let strings = HDF5VariableStrings(geometry: checked.geometry, limits: limits, checkedHeaders: checked.objectHeaders,
+                                          denseAttributeHeaders: checked.denseAttributeHeaders)
+        root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
+                             path: "/", strings: strings)
+    }
+
+    /// libhdf5 must have found the superblock the preflight checked.
+    private static func checkSameGeometry(_ file: HDF5Handle, _ g: HDF5Geometry) throws {
         let fcpl = try HDF5Handle(H5Fget_create_plist(file.id), "cannot read the file's creation properties", close: H5Pclose)
         var offsetSize = 0, lengthSize = 0
         var userBlock: hsize_t = 0
         try HDF5Failure.check(H5Pget_sizes(fcpl.id, &offsetSize, &lengthSize), "cannot read the file's address size")
         try HDF5Failure.check(H5Pget_userblock(fcpl.id, &userBlock), "cannot read the file's user block size")
-        guard userBlock <= hsize_t(image.count) else { throw ClipSafetyError.malformed("HDF5: user block larger than the file") }
-        let strings = HDF5VariableStrings(image: image, base: Int(userBlock), offsetSize: offsetSize, lengthSize: lengthSize, limits: limits)
-        root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
-                             path: "/", strings: strings)
+        guard offsetSize == g.offsetSize, lengthSize == g.lengthSize, userBlock == hsize_t(g.base) else {
+            throw ClipSafetyError.malformed("HDF5: libhdf5 reads another superblock than the one checked")
+        }
     }
 }
 
@@ -147,8 +152,8 @@ struct HDF5Group {
             guard hard == 1 else {
                 throw ClipSafetyError.unsafe("HDF5: '\(child(parts[0...i].joined(separator: "/")))' is a soft or external link; only hard links are followed")
             }
-            // Every object is reached through here before libhdf5 opens it: check its header.
-            try strings.checkObjectHeader(at: address)
+            // Every object is reached through here before libhdf5 opens it.
+            try strings.requireChecked(address, what: child(parts[0...i].joined(separator: "/")))
             if i < parts.count - 1 {
                 current = try HDF5Handle(H5Oopen(current.id, part, clipsafety_h5p_default()), "cannot open '\(child(parts[0...i].joined(separator: "/")))'", close: H5Oclose)
             }
@@ -172,12 +177,16 @@ struct HDF5Group {
     }
 
     func hasAttribute(_ name: String) throws -> Bool {
-        // H5Aexists decodes every attribute message of the header: check them first.
+        // H5Aexists decodes every attribute of the header: inline ones were checked by the
+        // preflight; a fractal heap of them is not let through.
         var address: UInt64 = 0
         guard clipsafety_h5_object_address(handle.id, &address) >= 0 else {
             throw HDF5Failure.error("cannot locate the header of \(path)")
         }
-        try strings.checkObjectHeader(at: address)
+        try strings.requireChecked(address, what: path)
+        guard !strings.denseAttributeHeaders.contains(address) else {
+            throw ClipSafetyError.unsupported("HDF5: attribute '\(name)' of \(path) would be looked up in dense (fractal heap) storage, which clipsafety does not read")
+        }
         let r = H5Aexists(handle.id, name)
         guard r >= 0 else { throw HDF5Failure.error("cannot look up attribute '\(name)' of \(path)") }
         return r > 0
