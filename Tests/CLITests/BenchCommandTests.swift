@@ -5,18 +5,7 @@ import TestSupport
 
 /// `bench` as a command: its table, and `--input` rows read from a file as `score` reads them.
 /// (No figure is asserted: speed belongs in the benchmark's output, not in a test's verdict.)
-final class BenchCommandTests: XCTestCase {
-    var dir: TemporaryDirectory!
-    var modelPath: String!
-
-    override func setUpWithError() throws {
-        dir = try TemporaryDirectory()
-        modelPath = dir.file("hand.safetensors")
-        try HandBuilt.binaryModel().write(to: modelPath)
-    }
-
-    override func tearDown() { dir.remove() }
-
+final class BenchCommandTests: HandBuiltModelTestCase {
     func writeRows(_ rows: Int, width: Int, to name: String) throws {
         let values = (0..<(rows * width)).map { Float(($0 % 7) + 1) / 10 }
         try NpyArray(shape: [rows, width], floats: values).serialized().write(to: URL(fileURLWithPath: dir.file(name)))

@@ -4,18 +4,9 @@ import Converters
 import Runtime
 import TestSupport
 
-final class VerifyCommandTests: XCTestCase {
-    var dir: TemporaryDirectory!
-    var modelPath: String!
+final class VerifyCommandTests: HandBuiltModelTestCase {
     let inputs: [Double] = [0.3, -0.1, 0.7, 0.2, -1, 2, 0.5, 0.5, 0, 0, 0, 0]
 
-    override func setUpWithError() throws {
-        dir = try TemporaryDirectory()
-        modelPath = dir.file("hand.safetensors")
-        try HandBuilt.binaryModel().write(to: modelPath)
-    }
-
-    override func tearDown() { dir.remove() }
 
     /// A reference whose outputs are the independent Double computation, shifted by `delta`.
     func reference(delta: Float = 0, factor: Float = 1) throws -> String {

@@ -7,18 +7,7 @@ import TestSupport
 
 /// A row that cannot be scored is never reported as safe; outputs never clobber inputs;
 /// swapped or contradictory arguments are diagnosed before any work.
-final class FailClosedTests: XCTestCase {
-    var dir: TemporaryDirectory!
-    var modelPath: String!
-
-    override func setUpWithError() throws {
-        dir = try TemporaryDirectory()
-        modelPath = dir.file("hand.safetensors")
-        try HandBuilt.binaryModel().write(to: modelPath)
-    }
-
-    override func tearDown() { dir.remove() }
-
+final class FailClosedTests: HandBuiltModelTestCase {
     /// Three 4-wide rows, the middle one holding NaN.
     func inputWithANaNRow() throws -> String {
         try dir.write(NpyArray(shape: [3, 4], floats: [0.5, 0.5, 0.5, 0.5, .nan, 0, 0, 1, 1, 0, 0, 0]).serialized(), to: "x.npy")

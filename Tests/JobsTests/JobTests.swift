@@ -20,18 +20,9 @@ final class RecordingObserver: FolderObserver {
 
 /// verify, compare and scoring as library calls, in process: what the commands print is built
 /// from these results.
-final class JobTests: XCTestCase {
-    var dir: TemporaryDirectory!
-    var modelPath: String!
+final class JobTests: HandBuiltModelTestCase {
     let inputs: [Double] = [0.3, -0.1, 0.7, 0.2, -1, 2, 0.5, 0.5, 0, 0, 0, 0]
 
-    override func setUpWithError() throws {
-        dir = try TemporaryDirectory()
-        modelPath = dir.file("hand.safetensors")
-        try HandBuilt.binaryModel().write(to: modelPath)
-    }
-
-    override func tearDown() { dir.remove() }
 
     func reference(delta: Float) throws -> String {
         let rows = stride(from: 0, to: inputs.count, by: 4).map { Array(inputs[$0..<$0 + 4]) }

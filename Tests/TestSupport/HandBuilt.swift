@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 import Runtime
 
 /// Small native models built by hand, with outputs a test can compute independently.
@@ -92,4 +93,19 @@ public enum HandBuilt {
                     .dense(weight: "w1", bias: "b1"), .relu, .dense(weight: "w2", bias: nil), .argmax],
             tensors: tensors)
     }
+}
+
+/// A temporary folder holding the hand-built binary model: the setting of most command tests.
+open class HandBuiltModelTestCase: XCTestCase {
+    public var dir: TemporaryDirectory!
+    /// `hand.safetensors`: `HandBuilt.binaryModel()` written in `dir`.
+    public var modelPath: String!
+
+    open override func setUpWithError() throws {
+        dir = try TemporaryDirectory()
+        modelPath = dir.file("hand.safetensors")
+        try HandBuilt.binaryModel().write(to: modelPath)
+    }
+
+    open override func tearDown() { dir.remove() }
 }
