@@ -113,29 +113,7 @@ public struct SSTableReader {
     /// bytes of keys and values decoded so far.
     static func entries(ofBlock block: Data, what: String, limits: ReaderLimits, decoded: inout Int) throws -> [Entry] {
         var cursor = ByteCursor(block)
-        guard cursor.remaining >= 4,
-              let restartCount = cursor.peekInteger(UInt32.self, endianness: .little, skip: cursor.remaining - 4) else {
-            throw ClipSafetyError.truncated("SSTable: \(what) is shorter than its restart count")
-        }
-        let maxRestarts = (cursor.remaining - 4) / 4
-        guard Int(restartCount) <= maxRestarts else {
-            throw ClipSafetyError.malformed("SSTable: \(what) declares \(restartCount) restart points, more than fit in it")
-        }
-        let dataEnd = cursor.remaining - 4 - 4 * Int(restartCount)
-        var restarts: [Int] = []
-        restarts.reserveCapacity(Int(restartCount))
-        for i in 0..<Int(restartCount) {
-            guard let r = cursor.peekInteger(UInt32.self, endianness: .little, skip: dataEnd + 4 * i) else {
-                throw ClipSafetyError.truncated("SSTable: \(what) restart array is cut short")
-            }
-            guard Int(r) < Swift.max(dataEnd, 1), restarts.last.map({ Int(r) > $0 }) ?? true else {
-                throw ClipSafetyError.malformed("SSTable: \(what) restart point \(i) (\(r)) is out of order or past the entries")
-            }
-            restarts.append(Int(r))
-        }
-        guard dataEnd == 0 || restarts.first == 0 else {
-            throw ClipSafetyError.malformed("SSTable: \(what) does not start with a restart point")
-        }
+        let (restarts, dataEnd) = try restartPoints(of: cursor, what: what)
         guard var data = cursor.readSlice(dataEnd) else {
             throw ClipSafetyError.truncated("SSTable: \(what) entries are cut short")
         }
@@ -175,6 +153,34 @@ public struct SSTableReader {
             throw ClipSafetyError.malformed("SSTable: \(what) has restart points that are not at entry boundaries")
         }
         return result
+    }
+
+    /// The block's restart offsets (ascending, the first at 0) and where its entries end.
+    static func restartPoints(of cursor: ByteCursor, what: String) throws -> (restarts: [Int], dataEnd: Int) {
+        guard cursor.remaining >= 4,
+              let restartCount = cursor.peekInteger(UInt32.self, endianness: .little, skip: cursor.remaining - 4) else {
+            throw ClipSafetyError.truncated("SSTable: \(what) is shorter than its restart count")
+        }
+        let maxRestarts = (cursor.remaining - 4) / 4
+        guard Int(restartCount) <= maxRestarts else {
+            throw ClipSafetyError.malformed("SSTable: \(what) declares \(restartCount) restart points, more than fit in it")
+        }
+        let dataEnd = cursor.remaining - 4 - 4 * Int(restartCount)
+        var restarts: [Int] = []
+        restarts.reserveCapacity(Int(restartCount))
+        for i in 0..<Int(restartCount) {
+            guard let r = cursor.peekInteger(UInt32.self, endianness: .little, skip: dataEnd + 4 * i) else {
+                throw ClipSafetyError.truncated("SSTable: \(what) restart array is cut short")
+            }
+            guard Int(r) < Swift.max(dataEnd, 1), restarts.last.map({ Int(r) > $0 }) ?? true else {
+                throw ClipSafetyError.malformed("SSTable: \(what) restart point \(i) (\(r)) is out of order or past the entries")
+            }
+            restarts.append(Int(r))
+        }
+        guard dataEnd == 0 || restarts.first == 0 else {
+            throw ClipSafetyError.malformed("SSTable: \(what) does not start with a restart point")
+        }
+        return (restarts, dataEnd)
     }
 
     /// Bytewise comparison (LevelDB's default comparator).
