@@ -6,7 +6,7 @@ import PackageDescription
 let package = Package(
     name: "clipsafety",
     products: [
-        // An app that only runs converted models depends on Runtime alone (BLAS, nothing else).
+        // An app that only runs converted models depends on Runtime alone (its own C kernels, no other library).
         .library(name: "ClipSafetyRuntime", targets: ["Runtime"]),
         .library(name: "ClipSafetyConverters", targets: ["Converters"]),
         // Reports and diffs over any model file; used by the fuzz harness too.
@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "CKernels"),
         // Bytes, errors and exit codes, reader limits, atomic files: below every other module.
         .target(name: "Core"),
-        .target(name: "Runtime", dependencies: ["Core", "CBLAS", "CKernels"]),
+        .target(name: "Runtime", dependencies: ["Core", "CKernels"]),
         .target(
             name: "Converters",
             dependencies: [

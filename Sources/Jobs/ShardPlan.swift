@@ -302,14 +302,23 @@ public final class ManifestAppender {
     }
 
     /// Truncates the file after its last newline (re-read under the lock: another writer may
-    /// have finished a line since the caller looked).
+    /// have finished a line since the caller looked), searching back 64 KiB at a time.
     private func cutTornTail() throws {
-        let size = lseek(fd, 0, SEEK_END)
-        guard size > 0 else { return }
-        var keep = Int(size)
-        var byte: UInt8 = 0
-        while keep > 0, pread(fd, &byte, 1, off_t(keep - 1)) == 1, byte != 0x0a { keep -= 1 }
-        guard keep < Int(size) else { return }
+        var end = Int(lseek(fd, 0, SEEK_END))
+        let size = end
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var keep = 0
+        search: while end > 0 {
+            let start = Swift.max(0, end - chunk.count)
+            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, end - start, off_t(start)) }
+            guard n == end - start else { throw ClipSafetyError.io("cannot read the manifest's last line: \(String(cString: strerror(errno)))") }
+            for i in stride(from: n - 1, through: 0, by: -1) where chunk[i] == 0x0a {
+                keep = start + i + 1
+                break search
+            }
+            end = start
+        }
+        guard keep < size else { return }
         guard ftruncate(fd, off_t(keep)) == 0 else {
             throw ClipSafetyError.io("cannot repair the manifest's torn last line: \(String(cString: strerror(errno)))")
         }

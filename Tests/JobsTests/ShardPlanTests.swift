@@ -146,6 +146,17 @@ final class ShardPlanTests: XCTestCase {
         XCTAssertTrue(after.endsWithNewline)
     }
 
+    func testATornTailLongerThanTheSearchWindowIsCutAtTheLastNewline() throws {
+        let path = dir.file("manifest.jsonl")
+        let good = entry("a.npy", .done, sha: "1").line()
+        try (good + Data(repeating: 0x41, count: 200_000)).write(to: URL(fileURLWithPath: path))
+        _ = try ManifestAppender(path: path, endsWithNewline: false)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), good)
+        try Data(repeating: 0x41, count: 70_000).write(to: URL(fileURLWithPath: path))
+        _ = try ManifestAppender(path: path, endsWithNewline: false)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Data(), "no newline at all: nothing is kept")
+    }
+
     func testAChangedShardOfTheSameSizeGetsAnotherFingerprint() throws {
         let path = dir.file("s.npy")
         try Data(repeating: 1, count: 3 << 20).write(to: URL(fileURLWithPath: path))
