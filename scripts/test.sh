@@ -9,6 +9,9 @@ python3 models/fetch.py
 # (about 30 s, plus its own sanitizer build in .build-fuzz). FUZZ_SMOKE=0 skips it.
 if [ "${FUZZ_SMOKE:-1}" != 0 ]; then bash Fuzz/smoke.sh; fi
 swift build --build-tests
+# The test venv (onnxruntime, pyarrow, DuckDB, polars, picklescan, …) for the interop tests,
+# which find it through CLIPSAFETY_PYTHON.
+source scripts/python-env.sh
 swift test --skip-build --disable-swift-testing   # every test is XCTest; this keeps a "0 tests" line out of the log
 # The Spark check after the Swift tests (Java and pyspark installed when missing; see
 # examples/spark/check_local.sh), on the debug binary just built, which spares a release build
