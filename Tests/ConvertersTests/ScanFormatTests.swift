@@ -73,11 +73,13 @@ final class ScanFormatTests: XCTestCase {
             try w.externalLink(file: "/etc/secrets.h5", object: "/data", at: "/model_weights/elsewhere")
             try w.softLink(to: "/model_weights/dense", at: "/alias")
             try w.virtualFloats("/virtual", shape: [2], file: "other.h5", source: "/x")
+            try w.externalFloats("/raw", shape: [4], file: "/dev/zero")
         }
         let s = ModelScanner.scan(bytes: bytes, path: "m.h5")
         XCTAssertEqual(s.verdict, .unsafe, s.problem ?? "")
         let kinds = Set(unsafe(s).map(\.kind))
-        XCTAssertEqual(kinds, [.externalLink, .softLink, .virtualDataset])
+        XCTAssertEqual(kinds, [.externalLink, .softLink, .virtualDataset, .externalStorage])
+        XCTAssertTrue(unsafe(s).contains { $0.kind == .externalStorage && $0.locations.first?.part == "/raw" })
         XCTAssertTrue(unsafe(s).contains { $0.target == "/etc/secrets.h5:/data" }, "\(unsafe(s))")
         XCTAssertTrue(s.notes.contains { $0.contains("model_config not read") })
         // The same walk without survey mode still refuses the first.
@@ -159,6 +161,25 @@ final class ScanFormatTests: XCTestCase {
         XCTAssertEqual(results.map(\.verdict), [.safe, .safe, .unsafe])
         XCTAssertEqual(results[2].findings.first?.kind, .symlink)
         XCTAssertEqual(ScanSummary(files: results).exitStatus, .verificationFailed)
+    }
+
+    func testNumPyObjectArraysAreUnsafeAndTheirPickleIsRead() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try PythonEnv.run("""
+            import sys, numpy as np
+            a = np.array([{"label": "x"}, None], dtype=object)
+            np.save(sys.argv[1] + "/objects.npy", a, allow_pickle=True)
+            np.savez(sys.argv[1] + "/objects.npz", ok=np.ones(2), objects=a)
+            """, [dir.path])
+        for name in ["objects.npy", "objects.npz"] {
+            let s = ModelScanner.scan(file: dir.file(name))
+            XCTAssertEqual(s.verdict, .unsafe, name)
+            XCTAssertTrue(unsafe(s).contains { $0.kind == .objectArray }, "\(name): \(s.findings)")
+            // NumPy pickles the array itself: its reconstruct function is a global outside the allowlist.
+            XCTAssertTrue(unsafe(s).contains { $0.kind == .importGlobal && $0.target.hasSuffix("multiarray._reconstruct") }, "\(name): \(s.findings)")
+            XCTAssertNil(s.problem, name)
+        }
     }
 
     func testSymlinkMembersOfAZipAreUnsafe() throws {
