@@ -147,7 +147,7 @@ final class ParquetOutputTests: XCTestCase {
         XCTAssertEqual(manifest.map { $0["status"] as? String }, ["done", "done", "failed"])
         XCTAssertEqual(manifest.map { $0["output"] as? String }, ["img_emb_0.parquet", "img_emb_1.parquet", nil])
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("pq/img_emb_2.parquet")))
-        let columns = #"["row","nsfw/nsfw","nsfw/is_nsfw","violence/other","violence/violent","violence/label","violence/is_violent","caption","url","key"]"#
+        let columns = #"["row","nsfw/nsfw","nsfw/is_nsfw","violence/other","violence/violent","violence/label","violence/is_violent","key","url","caption"]"#
         for (n, invalid) in [(0, "[]"), (1, "[2]")] {
             try PythonEnv.run(Self.checkScores, [dir.file("pq/img_emb_\(n).parquet"), dir.file("npy/img_emb_\(n).npy"), columns, invalid,
                                                  dir.file("meta/metadata_\(n).parquet")])
