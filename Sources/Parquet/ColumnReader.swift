@@ -54,6 +54,14 @@ public final class ParquetColumnReader {
     private func openChunk(_ g: Int) throws {
         group = g
         guard let m = file.rowGroups[g].columns[index].metaData else { throw ClipSafetyError.malformed("column chunk without metadata") }
+        guard m.numValues == file.rowGroups[g].numRows else {
+            throw ClipSafetyError.malformed("column '\(leaf.name)' has \(m.numValues) values in row group \(g) of \(file.rowGroups[g].numRows) rows")
+        }
+        guard m.numValues > 0 else {
+            chunk = nil
+            valuesLeft = 0
+            return
+        }
         let range = try file.chunkRange(m, name: leaf.name)
         var all = ByteCursor(file.data)
         guard all.seek(toOffset: range.lowerBound), let slice = all.readSlice(range.count) else {
@@ -63,9 +71,6 @@ public final class ParquetColumnReader {
         codec = m.codec
         valuesLeft = m.numValues
         dictionary = nil
-        guard m.numValues == file.rowGroups[g].numRows else {
-            throw ClipSafetyError.malformed("column '\(leaf.name)' has \(m.numValues) values in row group \(g) of \(file.rowGroups[g].numRows) rows")
-        }
     }
 
     /// Decodes one page of the current chunk: nil for a dictionary or index page.

@@ -82,7 +82,7 @@ public final class ParquetFile {
                 guard let m = chunk.metaData else { throw ClipSafetyError.malformed("column '\(leaf.name)' of row group \(g) has no metadata") }
                 guard m.type == leaf.field.type else { throw ClipSafetyError.malformed("column '\(leaf.name)' is \(m.type) in row group \(g), \(leaf.field.type) in the schema") }
                 guard m.numValues >= 0, m.totalCompressedSize >= 0 else { throw ClipSafetyError.malformed("column '\(leaf.name)' declares negative sizes") }
-                _ = try chunkRange(m, name: leaf.name)
+                if m.numValues > 0 { _ = try chunkRange(m, name: leaf.name) }  // empty chunks may have no pages at all
             }
             rows += group.numRows
             guard rows <= Int64(rowCount) else { break }
@@ -93,8 +93,9 @@ public final class ParquetFile {
     /// Where a column chunk's pages lie: from its dictionary page (or first data page) for
     /// `total_compressed_size` bytes, inside the file.
     func chunkRange(_ m: ColumnMetaData, name: String) throws -> Range<Int> {
+        // pyarrow leaves data_page_offset 0 in a chunk of no rows (only a dictionary page).
         var start = m.dataPageOffset
-        if let d = m.dictionaryPageOffset, d > 0, d < start { start = d }
+        if let d = m.dictionaryPageOffset, d >= 4, d < start || start < 4 { start = d }
         guard start >= 4, m.totalCompressedSize >= 0, start <= Int64(data.count),
               m.totalCompressedSize <= Int64(data.count) - start else {
             throw ClipSafetyError.malformed("column '\(name)' lies outside the file")

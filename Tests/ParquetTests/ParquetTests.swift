@@ -252,6 +252,9 @@ final class ParquetTests: XCTestCase {
         let listing = try PythonEnv.run(Self.pyarrowWrites, [folder])
         let cases = try JSONSerialization.jsonObject(with: Data(listing.utf8)) as! [[String: Any]]
         XCTAssertEqual(cases.count, 8)
+        let empty = try ParquetFile(path: folder + "/empty.parquet")
+        XCTAssertEqual(empty.rowCount, 0, "pyarrow's chunks of no rows have only a dictionary page and data_page_offset 0")
+        XCTAssertEqual(try empty.readColumn("caption").count, 0)
         for c in cases {
             let path = c["path"] as! String
             let expected = c["columns"] as! [String: [Any]]
@@ -295,6 +298,7 @@ final class ParquetTests: XCTestCase {
             "ok": pa.array([None if i % 17 == 0 else i % 3 == 0 for i in range(n)], pa.bool_()),
         }
         t = pa.table(cols)
+        pq.write_table(t.slice(0, 0), os.path.join(out, "empty.parquet"))
         cases = [
             ("default.parquet", {}),
             ("snappy_v1.parquet", dict(compression="snappy", data_page_version="1.0")),
