@@ -201,7 +201,7 @@ public struct TorchCheckpoint {
             case .tuple(let items, _) where !items.isEmpty && !isScalarList(items):
                 for (i, v) in items.enumerated() { visit(v, child(String(i))) }
             default:
-                values.append((path.isEmpty ? "(root)" : path, PickleText.describe(value)))
+                values.append((path.isEmpty ? "(root)" : path, PickleValueText.describe(value)))
             }
         }
         visit(root, "")

@@ -780,7 +780,7 @@ struct TorchPickleReader {
 }
 
 /// Plain pickled values as short text for people (`7`, `0.001`, `'adam'`, `[0, 1, 2]`).
-enum PickleText {
+enum PickleValueText {
     /// Items of a list shown before `…`.
     static let maxItems = 8
 
