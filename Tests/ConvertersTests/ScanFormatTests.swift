@@ -161,6 +161,11 @@ final class ScanFormatTests: XCTestCase {
         XCTAssertEqual(results.map(\.verdict), [.safe, .safe, .unsafe])
         XCTAssertEqual(results[2].findings.first?.kind, .symlink)
         XCTAssertEqual(ScanSummary(files: results).exitStatus, .verificationFailed)
+        // A FIFO is not opened (opening it would wait for a writer): unreadable, at once.
+        XCTAssertEqual(mkfifo(dir.file("pipe"), 0o600), 0)
+        let withPipe = ModelScanner.scan(paths: [dir.path])
+        XCTAssertEqual(withPipe.last?.verdict, .unreadable)
+        XCTAssertEqual(ScanSummary(files: withPipe).exitStatus, .dataError)
     }
 
     func testNumPyObjectArraysAreUnsafeAndTheirPickleIsRead() throws {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Runtime
 
 /// `scan`: what loading a file in its own framework (`torch.load`, `pickle.load`, `np.load`,
@@ -21,6 +24,7 @@ public enum ModelScanner {
     public static func scan(file path: String, limits: ReaderLimits = .init()) -> FileScan {
         let bytes: Data
         do {
+            try requireRegularFile(path)
             bytes = try MappedFile.map(path, limits: limits)
         } catch {
             var c = ScanCollector()
@@ -28,6 +32,15 @@ public enum ModelScanner {
             return c.result(path: path, bytes: 0)
         }
         return scan(bytes: bytes, path: path, limits: limits)
+    }
+
+    /// Opening a FIFO would wait for a writer, a device read without end: only regular files
+    /// (or links to them) are opened.
+    static func requireRegularFile(_ path: String) throws {
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG {
+            throw ClipSafetyError.unsupported("not a regular file (a device, FIFO or socket), not opened")
+        }
     }
 
     // MARK: - Identification and dispatch

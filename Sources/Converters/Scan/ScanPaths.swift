@@ -83,6 +83,7 @@ extension ModelScanner {
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
             if relative.hasPrefix("variables/") || relative == "fingerprint.pb" { continue }
             do {
+                try requireRegularFile(path)
                 let bytes = try MappedFile.map(path, limits: limits)
                 total += bytes.count
                 switch relative {
