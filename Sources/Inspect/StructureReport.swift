@@ -257,16 +257,10 @@ extension StructureReport {
         return Totals(tensors: tensors.count, elements: rows.reduce(0) { $0 + $1.elements }, bytes: bytes, byDType: rows)
     }
 
-    /// Bytes per element of a dtype name, including those clipsafety does not compute with.
+    /// Bytes per element of a dtype name: the runtime's types, and the safetensors names it does
+    /// not compute with (F8, unsigned, complex).
     static func elementSize(_ dtype: String) -> Int? {
         if let d = DType(rawValue: dtype) { return d.byteSize }
-        switch dtype {
-        case "F8_E4M3", "F8_E5M2", "F8_E8M0", "U8", "I8", "BOOL": return 1
-        case "U16", "I16", "F16", "BF16": return 2
-        case "U32", "I32", "F32": return 4
-        case "U64", "I64", "F64", "C64": return 8
-        case "C128": return 16
-        default: return nil
-        }
+        return ["F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "U16": 2, "U32": 4, "U64": 8, "C64": 8, "C128": 16][dtype]
     }
 }
