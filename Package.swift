@@ -46,7 +46,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto"]),
+            exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto",
+                      "ONNX/Proto/onnx.proto"]),
         .target(name: "Inspect", dependencies: ["Core", "Runtime", "Converters"]),
         // Long-running work the commands start: verification, comparison, folder scoring.
         .target(

@@ -1,0 +1,125 @@
+import Foundation
+import XCTest
+import Converters
+import Runtime
+import TestSupport
+
+/// Every catalog model exported to ONNX passes `onnx.checker.check_model(full_check=True)` and
+/// runs in onnxruntime (both from PyPI, in the test venv) to within 1e-6 of clipsafety's own
+/// outputs and within `verify`'s tolerances of the original frameworks' reference outputs, on
+/// the shipped reference inputs (NaN and float16-derived rows included).
+final class ONNXExportTests: XCTestCase {
+    /// The script: checks the model, runs it on the reference inputs as float32, and compares.
+    static let script = #"""
+import json, sys
+import numpy as np, onnx, onnxruntime as ort
+path, npz, ours_path, labels_path = sys.argv[1:5]
+model = onnx.load(path)
+onnx.checker.check_model(model, full_check=True)
+ref = np.load(npz)
+x = ref["inputs"].astype(np.float32)
+options = ort.SessionOptions()
+options.log_severity_level = 3
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+names = [o.name for o in session.get_outputs()]
+results = dict(zip(names, session.run(None, {"embedding": x})))
+columns = [n for n in names if n != "label"]
+scores = np.stack([results[n] for n in columns], axis=1).astype(np.float32)
+ours = np.fromfile(ours_path, dtype="<f4").reshape(scores.shape)
+expected = ref["outputs"].astype(np.float32).reshape(scores.shape)
+def diff(a, b):
+    both_nan = np.isnan(a) & np.isnan(b)
+    d = np.where(both_nan, 0.0, np.abs(a.astype(np.float64) - b.astype(np.float64)))
+    return float(np.nan_to_num(d, nan=np.inf).max()) if d.size else 0.0
+out = {
+    "rows": int(x.shape[0]),
+    "nan_rows": int(np.isnan(x).any(axis=1).sum()),
+    "columns": columns,
+    "vs_clipsafety": diff(scores, ours),
+    "vs_reference": diff(scores, expected),
+    "opset": [(o.domain, o.version) for o in model.opset_import],
+    "metadata": {p.key: p.value for p in model.metadata_props},
+    "input": [[str(d.dim_param or d.dim_value) for d in i.type.tensor_type.shape.dim] for i in model.graph.input],
+}
+if "label" in results:
+    ours_labels = np.fromfile(labels_path, dtype="<i8")
+    out["label_mismatches_clipsafety"] = int((results["label"] != ours_labels).sum())
+    if "labels" in ref:
+        out["label_mismatches_reference"] = int((results["label"] != ref["labels"].reshape(-1)).sum())
+print(json.dumps(out))
+"""#
+
+    struct Entry {
+        var name: String
+        var file: String
+        var reference: String
+        var atol: Double
+    }
+
+    /// Catalog entries (models/catalog.json) with a reference and its tolerance.
+    static func catalog() throws -> [Entry] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.repoRoot + "/models/catalog.json"))
+        let root = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        let models = root?["models"] as? [[String: Any]] ?? []
+        return models.compactMap { m in
+            guard let name = m["name"] as? String, let file = m["file"] as? String, let reference = m["reference"] as? String,
+                  let atol = m["atol"] as? Double else { return nil }
+            return Entry(name: name, file: file, reference: reference, atol: atol)
+        }
+    }
+
+    func testEveryCatalogModelRunsInOnnxruntimeAsClipsafetyAndTheReferenceDo() throws {
+        _ = try PythonEnv.python()
+        let entries = try Self.catalog()
+        XCTAssertGreaterThanOrEqual(entries.count, 12)
+        let scratch = try TemporaryDirectory()
+        defer { scratch.remove() }
+        var checked = 0
+        for entry in entries {
+            let path = Fixtures.repoRoot + "/models/files/" + entry.file
+            guard FileManager.default.fileExists(atPath: path) else { continue }  // mirror-only files are optional
+            try check(entry, model: try ModelLoader.load(path: path), scratch: scratch)
+            checked += 1
+        }
+        XCTAssertGreaterThanOrEqual(checked, 6, "the upstream catalog files are fetched by the test command")
+    }
+
+    func check(_ entry: Entry, model: NativeModel, scratch: TemporaryDirectory) throws {
+        let onnx = try scratch.write(try ONNXExport.serialized(model), to: entry.name + ".onnx")
+        let reference = Fixtures.repoRoot + "/models/" + entry.reference
+        let arrays = try NpzArchive.read(contentsOf: reference)
+        let inputs = try XCTUnwrap(arrays["inputs"])
+        let rows = inputs.shape[0], width = inputs.shape[1]
+        var x = inputs.floatValues()
+        let result = try x.withUnsafeMutableBytes { raw in
+            try Scorer(model: model).score(EmbeddingBatch(base: raw.baseAddress!, rows: rows, columns: width, elementType: .float32))
+        }
+        let ours = try scratch.write(result.scores.withUnsafeBytes { Data($0) }, to: entry.name + ".ours")
+        let labels = try scratch.write((result.labels ?? []).withUnsafeBytes { Data($0) }, to: entry.name + ".labels")
+        let output = try PythonEnv.run(Self.script, [onnx, reference, ours, labels])
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], output)
+        let name = entry.name
+        XCTAssertEqual(report["columns"] as? [String], model.card.outputColumns, name)
+        XCTAssertLessThanOrEqual(try XCTUnwrap(report["vs_clipsafety"] as? Double), 1e-6, "\(name): onnxruntime vs clipsafety")
+        XCTAssertLessThanOrEqual(try XCTUnwrap(report["vs_reference"] as? Double), entry.atol, "\(name): onnxruntime vs the reference")
+        if model.graph.last == .argmax {
+            XCTAssertEqual(report["label_mismatches_clipsafety"] as? Int, 0, name)
+            XCTAssertEqual(report["label_mismatches_reference"] as? Int ?? 0, 0, name)
+        }
+        let opset = try XCTUnwrap(report["opset"] as? [[Any]])
+        XCTAssertEqual(opset.count, 1, name)
+        XCTAssertEqual(opset.first?.first as? String, "", "\(name): the standard domain only")
+        XCTAssertGreaterThanOrEqual(opset.first?.last as? Int ?? 0, 17, name)
+        let metadata = try XCTUnwrap(report["metadata"] as? [String: String])
+        XCTAssertEqual(metadata["clipsafety.model"], try model.metadata()["model"], name)
+        XCTAssertEqual(metadata["clipsafety.source"], try model.metadata()["source"], name)
+        XCTAssertEqual(report["input"] as? [[String]], [["N", String(model.card.embeddingDim)]], name)
+        print("onnx \(name): \(rows) rows (\(report["nan_rows"] ?? 0) with NaN), max |ort − clipsafety| \(report["vs_clipsafety"] ?? ""), max |ort − reference| \(report["vs_reference"] ?? "") (atol \(entry.atol))")
+    }
+
+    /// Export is deterministic: the same model gives the same bytes.
+    func testExportIsDeterministic() throws {
+        let model = try ModelLoader.load(path: try Fixtures.modelFile("clip_autokeras_nsfw_b32.zip"))
+        XCTAssertEqual(try ONNXExport.serialized(model), try ONNXExport.serialized(model))
+    }
+}
