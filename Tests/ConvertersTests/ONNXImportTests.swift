@@ -86,7 +86,7 @@ nodes = [helper.make_node("Sub", ["x", "mean"], ["c"]), helper.make_node("Div", 
          helper.make_node("Sigmoid", ["o"], ["y"])]
 graph = helper.make_graph(nodes, "foreign", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])], inits)
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
 onnx.checker.check_model(model, full_check=True)
 onnx.save(model, sys.argv[1])
 """#, [path])

@@ -87,7 +87,7 @@ public enum ONNXExport {
             throw ClipSafetyError.mismatch("ONNX: output names \(outputs) must be distinct, non-empty and not '\(inputName)'")
         }
         var builder = ONNXGraphBuilder(reserved: [inputName] + outputs)
-        for tensor in model.tensors where !isVocabulary(tensor.name, model.graph) {
+        for tensor in model.tensors.sorted(by: { $0.name < $1.name }) where !isVocabulary(tensor.name, model.graph) {
             try builder.initializer(tensor)
         }
         var state = ExportState(activation: inputName, width: card.embeddingDim)
