@@ -86,6 +86,9 @@ public enum ONNXExport {
         guard Set(outputs).count == outputs.count, !outputs.contains(inputName), !outputs.contains(where: \.isEmpty) else {
             throw ClipSafetyError.mismatch("ONNX: output names \(outputs) must be distinct, non-empty and not '\(inputName)'")
         }
+        if let clash = model.tensors.first(where: { outputs.contains($0.name) || $0.name == inputName }) {
+            throw ClipSafetyError.mismatch("ONNX: tensor '\(clash.name)' has the name of a graph input or output")
+        }
         var builder = ONNXGraphBuilder(reserved: [inputName] + outputs)
         for tensor in model.tensors.sorted(by: { $0.name < $1.name }) where !isVocabulary(tensor.name, model.graph) {
             try builder.initializer(tensor)
