@@ -157,7 +157,9 @@ print(json.dumps(out))
         }
         extra += [Float](repeating: .nan, count: width)
         for search in columns {
-            for (i, t) in search.thresholds.enumerated() where i % 7 == 0 && t.isFinite {
+            // Every 7th threshold, and the first and last of each block of the export's two-step count.
+            let block = Swift.max(1, Int(Double(search.thresholds.count).squareRoot().rounded(.up)))
+            for (i, t) in search.thresholds.enumerated() where (i % 7 == 0 || i % block == 0 || (i + 1) % block == 0) && t.isFinite {
                 for value in [t, t.nextDown] {
                     var row = Array(base.prefix(width))
                     row[search.column] = value

@@ -54,7 +54,7 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(description.format, .onnx)
         XCTAssertEqual(Set(description.tensors.map(\.name)).isSuperset(of: ["norm.mean", "norm.variance", "linear_1.weight", "linear_3.bias"]), true)
         XCTAssertTrue(description.notes.contains { $0.hasPrefix("input embedding: float [N, 512]") }, "\(description.notes)")
-        XCTAssertTrue(description.notes.contains { $0.contains("GreaterOrEqual ×3") }, "\(description.notes)")
+        XCTAssertTrue(description.notes.contains { $0.contains("GreaterOrEqual ×6") }, "\(description.notes)")
         XCTAssertTrue(description.metadata.contains { $0.key == "opset_import" && $0.value == "ai.onnx 17" })
         XCTAssertTrue(description.metadata.contains { $0.key == "clipsafety.model" })
         XCTAssertEqual(description.signatures.map(\.output.name), ["nsfw"])

@@ -3,8 +3,8 @@ import Runtime
 
 /// `categorical_lookup` in standard operators, exactly: the runtime's float64 key intervals
 /// become sorted float32 thresholds (`CategoricalSearch`), and each listed column of the input
-/// is replaced by `values[Σ (x ≥ threshold)]`, with NaN and −0 (whose `%f` keys no comparison
-/// separates) given their own indices by `Where`.
+/// is replaced by `values[Σ (x ≥ threshold)]` (counted block-wise), with NaN and −0 (whose `%f`
+/// keys no comparison separates) given their own indices by `Where`.
 enum ONNXCategorical {
     /// Nodes replacing the listed columns of `activation` (width `width`) by their indices;
     /// returns the new activation.
@@ -27,6 +27,41 @@ enum ONNXCategorical {
         return builder.add("Gather", [both, order], name: "\(index).categorical_lookup", attributes: [.int("axis", 1)])
     }
 
+    /// How many of the sorted `thresholds` each row of `column` ([N, 1]) reaches, as int64 [N],
+    /// in two steps of about √T comparisons instead of T: the blocks of `width` thresholds whose
+    /// first one is reached say which block holds the row's value (`b`, the count of first
+    /// thresholds reached, less one, at least 0), then the row is compared with that block's
+    /// thresholds only (gathered per row; the last block padded with NaN, which no value
+    /// reaches). The count is `b · width` plus the block's count, the same number as a flat
+    /// count over every threshold.
+    static func countReached(_ thresholds: [Float], by column: String, axis one: String, prefix: String,
+                             builder: inout ONNXGraphBuilder) throws -> String {
+        let width = Swift.max(1, Int(Double(thresholds.count).squareRoot().rounded(.up)))
+        let blocks = (thresholds.count + width - 1) / width
+        var padded = thresholds
+        padded += [Float](repeating: .nan, count: blocks * width - thresholds.count)
+        let firsts = stride(from: 0, to: thresholds.count, by: width).map { thresholds[$0] }
+        let firstTable = try builder.floats(prefix + ".block_starts", firsts, shape: [blocks])
+        let reachedBlocks = count(column, firstTable, prefix: prefix + ".blocks", one: one, builder: &builder)
+        let scalarOne = try builder.int64s(prefix + ".scalar_one", [1], shape: [])
+        let zero = try builder.int64s(prefix + ".scalar_zero", [0], shape: [])
+        let previous = builder.add("Sub", [reachedBlocks, scalarOne], name: prefix + ".block_minus_one")
+        let block = builder.add("Max", [previous, zero], name: prefix + ".block")
+        let table = try builder.floats(prefix + ".thresholds", padded, shape: [blocks, width])
+        let rowThresholds = builder.add("Gather", [table, block], name: prefix + ".block_thresholds", attributes: [.int("axis", 0)])
+        let within = count(column, rowThresholds, prefix: prefix + ".within", one: one, builder: &builder)
+        let blockWidth = try builder.int64s(prefix + ".block_width", [Int64(width)], shape: [])
+        let before = builder.add("Mul", [block, blockWidth], name: prefix + ".before_block")
+        return builder.add("Add", [before, within], name: prefix + ".count")
+    }
+
+    /// Σ (column ≥ thresholds) along axis 1, int64 [N].
+    static func count(_ column: String, _ thresholds: String, prefix: String, one: String, builder: inout ONNXGraphBuilder) -> String {
+        let reached = builder.add("GreaterOrEqual", [column, thresholds], name: prefix + ".reached")
+        let counted = builder.add("Cast", [reached], name: prefix + ".reached_int", attributes: [.int("to", Int64(ONNXDataType.int64))])
+        return builder.add("ReduceSum", [counted, one], name: prefix + ".count", attributes: [.int("keepdims", 0)])
+    }
+
     /// One column's index, [N, 1].
     static func emit(_ search: CategoricalSearch, index: Int, builder: inout ONNXGraphBuilder) throws -> String {
         var search = search
@@ -40,10 +75,7 @@ enum ONNXCategorical {
         let x = builder.add("Gather", [ONNXExport.inputName, at], name: prefix + ".x", attributes: [.int("axis", 1)])
         let one = try builder.int64s(prefix + ".axis", [1], shape: [1])
         let column = builder.add("Unsqueeze", [x, one], name: prefix + ".x_column")
-        let thresholds = try builder.floats(prefix + ".thresholds", search.thresholds, shape: [search.thresholds.count])
-        let reached = builder.add("GreaterOrEqual", [column, thresholds], name: prefix + ".reached")
-        let counted = builder.add("Cast", [reached], name: prefix + ".reached_int", attributes: [.int("to", Int64(ONNXDataType.int64))])
-        let count = builder.add("ReduceSum", [counted, one], name: prefix + ".count", attributes: [.int("keepdims", 0)])
+        let count = try countReached(search.thresholds, by: column, axis: one, prefix: prefix, builder: &builder)
         let table = try builder.floats(prefix + ".values", search.values, shape: [search.values.count])
         var value = builder.add("Gather", [table, count], name: prefix + ".index", attributes: [.int("axis", 0)])
         // NaN: its own index (every NaN fails every comparison, so the count alone says values[0]).
