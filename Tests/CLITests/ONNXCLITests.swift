@@ -27,6 +27,9 @@ final class ONNXCLITests: XCTestCase {
         XCTAssertEqual(readBack.status, 0, readBack.stderr)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: back)), try Data(contentsOf: URL(fileURLWithPath: native)),
                        "native → ONNX → native changed the bytes")
+        // An exported chain is a model every command opens.
+        let verify = try CLI.run(["verify", onnx, "--reference", Fixtures.reference("clip_ViT-B-32_openai_binary_nsfw_head.npz"), "--atol", "2e-6"])
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
         // From a native file too, and the ONNX is the same as from the original.
         let fromNative = dir.file("from-native.onnx")
         XCTAssertEqual(try CLI.run(["convert", native, "-o", fromNative]).status, 0)

@@ -213,6 +213,22 @@ sys.stdout.write(y.astype("<f4").tobytes().hex())
         XCTAssertThrowsError(try FormatRegistry.describe(Self.model(g)))
     }
 
+    func testEveryLimitIsHonoured() throws {
+        let onnx = try ONNXExport.serialized(try ModelLoader.load(path: try Fixtures.modelFile("clip_ViT-B-32_openai_binary_nsfw_head.pth")))
+        var tooFewElements = ReaderLimits(), tooFewBytes = ReaderLimits(), tooShallow = ReaderLimits(), tooSmallFile = ReaderLimits()
+        tooFewElements.maxTensorElements = 1000
+        tooFewBytes.maxUncompressedBytes = 10_000
+        tooShallow.maxDepth = 2
+        tooSmallFile.maxFileBytes = onnx.count - 1
+        for limits in [tooFewElements, tooFewBytes, tooShallow, tooSmallFile] {
+            XCTAssertThrowsError(try FormatRegistry.describe(onnx, limits: limits)) { error in
+                XCTAssertEqual((error as? ClipSafetyError)?.kind, .limitExceeded, "\(error)")
+            }
+            XCTAssertThrowsError(try ModelLoader.convert(bytes: onnx, options: ConversionOptions(fileName: "b32.onnx", limits: limits)))
+        }
+        XCTAssertNoThrow(try ModelLoader.convert(bytes: onnx, options: ConversionOptions(fileName: "b32.onnx")))
+    }
+
     func testSubgraphNestingIsBounded() throws {
         var inner = Onnx_GraphProto()
         inner.name = "leaf"
