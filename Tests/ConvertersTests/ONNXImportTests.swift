@@ -43,6 +43,14 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertEqual(try back.model.serialized(), try model.serialized())
     }
 
+    func testNodesOutOfOrderAreReadInTopologicalOrder() throws {
+        let model = HandBuilt.binaryModel()
+        var proto = try Onnx_ModelProto(serializedBytes: try ONNXExport.serialized(model))
+        proto.graph.node.reverse()
+        let back = try ModelLoader.convert(bytes: try proto.serializedBytes(), options: ConversionOptions(fileName: "r.onnx"))
+        XCTAssertEqual(try back.model.serialized(), try model.serialized())
+    }
+
     func testTheAutokerasEncodingIsExportedButNotImported() throws {
         let native = try ModelLoader.load(path: try Fixtures.modelFile("clip_autokeras_nsfw_b32.zip"))
         let onnx = try ONNXExport.serialized(native)

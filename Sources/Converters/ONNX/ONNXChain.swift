@@ -29,6 +29,8 @@ struct ONNXChain {
     private let limits: ReaderLimits
     private(set) var graph: [GraphOp] = []
     private(set) var tensors: [Tensor] = []
+    /// Where each kept tensor is in `tensors`.
+    private var kept: [String: Int] = [:]
     private(set) var layers: [SourceLayer] = []
     private var generation = 0
     private var width: Int
@@ -264,10 +266,11 @@ struct ONNXChain {
 
     /// Adds a tensor under its name; the same name twice must be the same tensor.
     private mutating func keep(_ t: Tensor) throws {
-        if let existing = tensors.first(where: { $0.name == t.name }) {
-            guard existing == t else { throw ClipSafetyError.unsupported("ONNX: initializer '\(t.name)' is used in two different roles") }
+        if let existing = kept[t.name] {
+            guard tensors[existing] == t else { throw ClipSafetyError.unsupported("ONNX: initializer '\(t.name)' is used in two different roles") }
             return
         }
+        kept[t.name] = tensors.count
         tensors.append(t)
     }
 
@@ -279,7 +282,7 @@ struct ONNXChain {
             throw refusal(node, "by a divisor that is not exactly the square root of a float32 variance")
         }
         var name = std.name + ".variance"
-        while initializers[name] != nil || tensors.contains(where: { $0.name == name }) { name += "_" }
+        while initializers[name] != nil || kept[name] != nil { name += "_" }
         return Tensor(name: name, shape: std.shape, floats: variance)
     }
 

@@ -66,6 +66,9 @@ enum ONNXGraphOrder {
                 }
             }
         }
+        // The usual case: the file lists nodes in topological order, as ONNX requires.
+        let sorted = graph.node.enumerated().allSatisfy { i, node in node.input.allSatisfy { producer[$0].map { $0 < i } ?? true } }
+        if sorted { return Array(graph.node.indices) }
         var waiting = [Int](repeating: 0, count: graph.node.count)
         var consumers = [[Int]](repeating: [], count: graph.node.count)
         for (i, node) in graph.node.enumerated() {
@@ -76,15 +79,15 @@ enum ONNXGraphOrder {
                 }
             }
         }
-        // Kahn's algorithm, smallest index first, so a sorted file keeps its order.
-        var ready = (0..<graph.node.count).filter { waiting[$0] == 0 }.reversed() as [Int]
-        var order: [Int] = []
-        while let next = ready.popLast() {
-            order.append(next)
-            for c in consumers[next] {
+        // Kahn's algorithm, linear in nodes and edges.
+        var order = (0..<graph.node.count).filter { waiting[$0] == 0 }
+        var next = 0
+        while next < order.count {
+            for c in consumers[order[next]] {
                 waiting[c] -= 1
-                if waiting[c] == 0 { ready.append(c); ready.sort(by: >) }
+                if waiting[c] == 0 { order.append(c) }
             }
+            next += 1
         }
         if order.count < graph.node.count, let stuck = (0..<graph.node.count).first(where: { waiting[$0] > 0 }) {
             let node = graph.node[onCycle(from: stuck, graph: graph, producer: producer, waiting: waiting)]
