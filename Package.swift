@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "ClipSafetyInspect", targets: ["Inspect"]),
         // What the commands do, as library calls: verify, compare, file and folder scoring.
         .library(name: "ClipSafetyJobs", targets: ["Jobs"]),
+        // Flat Parquet files (scores, selections, clip-retrieval metadata).
+        .library(name: "ClipSafetyParquet", targets: ["Parquet"]),
         // The command-line tool as a library; the executable only calls its main().
         .library(name: "ClipSafetyCLI", targets: ["CLI"]),
         .executable(name: "clipsafety", targets: ["clipsafety"]),
@@ -33,6 +35,12 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZstd", pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(
+            name: "CSnappy", pkgConfig: "snappy",
+            providers: [.apt(["libsnappy-dev"])]),
 
         // CPU-specific kernels chosen at run time (F16C widening); plain C, no flags.
         .target(name: "CKernels"),
@@ -49,14 +57,16 @@ let package = Package(
             exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto",
                       "ONNX/Proto/onnx.proto"]),
         .target(name: "Inspect", dependencies: ["Core", "Runtime", "Converters"]),
+        // Flat Parquet files: a writer (PLAIN, ZSTD) and a bounded reader for what pyarrow writes.
+        .target(name: "Parquet", dependencies: ["Core", "CZstd", "CSnappy"]),
         // Long-running work the commands start: verification, comparison, folder scoring.
         .target(
             name: "Jobs",
-            dependencies: ["Core", "Runtime", "Converters", "Inspect", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["Core", "Runtime", "Converters", "Inspect", "Parquet", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "CLI",
             dependencies: [
-                "Core", "Runtime", "Converters", "Inspect", "Jobs", "CBLAS",
+                "Core", "Runtime", "Converters", "Inspect", "Jobs", "Parquet", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "clipsafety", dependencies: ["CLI"]),
@@ -69,6 +79,7 @@ let package = Package(
         .testTarget(name: "ConvertersTests", dependencies: ["Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Converters", "Runtime", "TestSupport"]),
         .testTarget(name: "JobsTests", dependencies: ["Jobs", "Converters", "Runtime", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "Jobs", "Runtime", "Converters", "Inspect", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "Jobs", "Runtime", "Converters", "Inspect", "Parquet", "TestSupport"]),
+        .testTarget(name: "ParquetTests", dependencies: ["Parquet", "Core", "TestSupport"]),
     ]
 )

@@ -82,3 +82,22 @@ static inline int clipsafety_h5_object_address(hid_t object, unsigned long long 
 #endif
     return 0;
 }
+
+/* The name of member `index` (by name order) of group `loc` into `out` (`size` bytes); the
+   full length of the name, or negative on error. */
+static inline long clipsafety_h5_member_name(hid_t loc, unsigned long long index, char *out, size_t size) {
+    return (long)H5Lget_name_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)index, out, size, H5P_DEFAULT);
+}
+
+/* The number of attributes of an object, or negative on error. */
+static inline long clipsafety_h5_attribute_count(hid_t object) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    if (H5Oget_info3(object, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+#endif
+    return (long)info.num_attrs;
+}
+

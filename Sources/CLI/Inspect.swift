@@ -7,12 +7,14 @@ import Runtime
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Describe any file clipsafety reads: format, card, provenance, layers, tensors.",
+        abstract: "Describe any file clipsafety reads: format, card, layers, tensors, stored values.",
         discussion: """
-            The format is identified from the bytes, not the extension. Upstream models are \
-            converted in memory to be described; nothing is run. Native files are read from \
-            their header; tensor data is read only for --tensors. --json prints the report as \
-            documented in docs/INSPECT-JSON.md (schema clipsafety-inspect/1). An unrecognised \
+            The format is identified from the bytes, not the extension. Any file of a format \
+            clipsafety reads is described from its headers (a CNN, a training checkpoint, a \
+            Keras model of any layers, an HDF5 data file, a 1.5 GB .npy shard); model files \
+            are also converted in memory to show the head they are, or why they are none. \
+            Nothing is run. Tensor data is read only for --stats. --json prints the report as \
+            documented in docs/INSPECT-JSON.md (schema clipsafety-inspect/2). An unrecognised \
             file exits 65.
             """)
 
@@ -22,7 +24,8 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON (docs/INSPECT-JSON.md).")
     var json = false
 
-    @Flag(help: "List every stored tensor with dtype, shape, bytes, min/max/mean/std and NaN/Inf counts.")
+    @Flag(name: [.customLong("stats"), .customLong("tensors")],
+          help: "Also read every tensor for min/max/mean/std and NaN/Inf counts (--tensors is the older name).")
     var tensors = false
 
     @OptionGroup var limitOptions: LimitOptions

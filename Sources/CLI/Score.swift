@@ -13,6 +13,8 @@ struct Score: ParsableCommand {
             scores every shard of DIR in natural order, reading each once for all the models, into OUT/<shard>.npy \
             (float32, columns in model order, named in OUT/columns.json). OUT/manifest.jsonl records each finished or \
             failed shard; a rerun skips the finished ones. Exit 65 when any shard failed.
+
+            Parquet: -o scores.parquet, or --format parquet in folder form (OUT/<shard>.parquet), writes `row`,             `<model>/<column>` (float32), `<model>/is_<label>` (nullable boolean; null where a row could not be             scored) and the model cards in the file's key-value metadata. --metadata-dir DIR copies columns of each             shard's metadata Parquet (DIR/<shard>.parquet or DIR/metadata_<N>.parquet, as clip-retrieval writes)             after checking that its row count is the shard's: --keep names them (default: whichever of key, uid,             url, caption it has).
             """)
 
     @Argument(help: "Model: a native .safetensors file or any upstream file clipsafety converts.")
@@ -21,7 +23,7 @@ struct Score: ParsableCommand {
     @Argument(help: "Embeddings: a 2-D .npy matrix, one row per image (single-file form).")
     var input: String?
 
-    @Option(name: .shortAndLong, help: "Output file: .npy (raw scores), .csv or .jsonl (single-file form).")
+    @Option(name: .shortAndLong, help: "Output file: .npy (raw scores), .csv, .jsonl or .parquet (single-file form).")
     var output: String?
 
     @Option(name: .customLong("model"), help: "Another model scored in the same pass (folder form; repeatable).")
@@ -38,6 +40,15 @@ struct Score: ParsableCommand {
 
     @Option(help: "Which files of --input-dir are shards (shell pattern, default *.npy).")
     var glob: String?
+
+    @Option(help: "Output files of the folder form: npy (default) or parquet.")
+    var format: String?
+
+    @Option(help: "Folder of each shard's metadata Parquet, whose columns are copied into Parquet outputs (folder form).")
+    var metadataDir: String?
+
+    @Option(help: "Metadata columns to copy, comma-separated (default: whichever of key, uid, url, caption exist).")
+    var keep: String?
 
     @Option(help: "Rows scored at a time.")
     var batch: Int = 4096
@@ -62,19 +73,32 @@ struct Score: ParsableCommand {
             guard inputDir != nil, outputDir != nil else { throw ValidationError("--input-dir and --output-dir go together") }
             guard input == nil, output == nil else { throw ValidationError("give either INPUT -o OUTPUT or --input-dir and --output-dir, not both") }
             guard threshold == nil else { throw ValidationError("--threshold is for .csv/.jsonl output; folder outputs hold raw scores") }
+            if keep != nil && metadataDir == nil { throw ValidationError("--keep goes with --metadata-dir") }
+            if let keep, keepColumns(keep).isEmpty { throw ValidationError("--keep names no column") }
             do {
-                return try FolderScoring.validate(models: [model] + moreModels, shard: shard, glob: glob)
+                return try FolderScoring.validate(models: [model] + moreModels, shard: shard, glob: glob,
+                                                  format: folderFormat ?? .npy, metadata: metadataDir != nil)
             } catch let e as ClipSafetyError {
                 throw ValidationError(e.message)
             }
         }
-        guard moreModels.isEmpty, shard == nil, glob == nil else {
-            throw ValidationError("--model, --shard and --glob work with --input-dir and --output-dir")
+        guard moreModels.isEmpty, shard == nil, glob == nil, format == nil, metadataDir == nil, keep == nil else {
+            throw ValidationError("--model, --shard, --glob, --format, --metadata-dir and --keep work with --input-dir and --output-dir")
         }
         guard let output, input != nil else { throw ValidationError("missing INPUT and -o OUTPUT (or --input-dir and --output-dir)") }
         guard ScoreOutputFormat(path: output) != nil else {
-            throw ValidationError("--output must end in .npy, .csv or .jsonl")
+            throw ValidationError("--output must end in .npy, .csv, .jsonl or .parquet")
         }
+    }
+
+    /// `--format` of the folder form (nil when not given); a name other than npy or parquet
+    /// is refused by `FolderScoring.validate`.
+    var folderFormat: ScoreOutputFormat? {
+        format.map { ScoreOutputFormat(rawValue: $0.lowercased()) ?? .csv }
+    }
+
+    func keepColumns(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     func run() throws {
@@ -101,9 +125,11 @@ struct Score: ParsableCommand {
         var failed = false
         try ExitStatus.run {
             let partition = try shard.map { try ShardPartition(parsing: $0) }
-            let job = FolderScoring(modelPaths: [model] + moreModels, inputDir: inputDir, outputDir: outputDir, partition: partition,
+            var job = FolderScoring(modelPaths: [model] + moreModels, inputDir: inputDir, outputDir: outputDir, partition: partition,
                                     glob: glob ?? FolderScoring.defaultGlob, batch: batch, checks: checkOptions.settings,
                                     limits: limitOptions.limits, threads: threads)
+            job.outputFormat = folderFormat ?? .npy
+            job.metadata = metadataDir.map { MetadataJoin(directory: $0, keep: keep.map(keepColumns), limits: limitOptions.limits) }
             let summary = try job.run(observer: FolderProgress())
             printError(summary.line(partition: partition, manifest: outputDir + "/manifest.jsonl"))
             failed = summary.failed > 0 || (summary.invalidRows > 0 && !allowInvalidRows)

@@ -2,7 +2,7 @@
 /// the same). Values follow BSD `sysexits.h` where one fits, and 128 + signal for interrupts.
 public enum ExitStatus: Int32, Sendable, CaseIterable {
     case ok = 0
-    /// `verify`/`compare`/`diff` ran and found a difference beyond tolerance.
+    /// `verify`/`compare`/`diff` ran and found a difference beyond tolerance; `scan` found an unsafe file.
     case verificationFailed = 1
     /// Bad command line.
     case usage = 64
@@ -22,7 +22,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case terminated = 143
 
     /// One line for the README and `--help`.
-    public static let summary = "Exit codes: 0 ok, 1 verification failed, 64 usage, 65 bad or unsafe input data, 66 missing input, 70 internal error, 73 cannot create output, 74 I/O error, 130/143 interrupted."
+    public static let summary = "Exit codes: 0 ok, 1 verification failed (scan: a file is unsafe), 64 usage, 65 bad or unsafe input data (scan: a file is unreadable), 66 missing input, 70 internal error, 73 cannot create output, 74 I/O error, 130/143 interrupted."
 }
 
 extension ClipSafetyError.Kind {

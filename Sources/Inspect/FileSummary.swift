@@ -3,16 +3,21 @@ import Foundation
 import Runtime
 
 /// Everything `inspect` reports about one file; `--json` prints it as documented in
-/// docs/INSPECT-JSON.md (schema `clipsafety-inspect/1`). Absent values are `null`, never
+/// docs/INSPECT-JSON.md (schema `clipsafety-inspect/2`). Absent values are `null`, never
 /// missing keys, so consumers can rely on the shape.
 public struct InspectReport: Encodable, Sendable {
-    public static let schemaID = "clipsafety-inspect/1"
+    public static let schemaID = "clipsafety-inspect/2"
 
     public var file: FileInfo
     public var format: FormatInfo
-    /// Nil for files that are not models (reference arrays, plain safetensors).
+    /// The safety head the file is or converts to; nil for every other file.
     public var model: ModelSection?
-    /// Stored tensors or arrays: always for array files, for models only with `--tensors`.
+    /// Why a model file does not convert (an unrecognised state dict, a model that is not one
+    /// chain); nil when it converts or is not a model format.
+    public var modelProblem: String?
+    /// What the format reader found, for any file.
+    public var structure: StructureReport?
+    /// Every stored tensor or array, from the headers; statistics only with `--stats`.
     public var tensors: [TensorEntry]?
 
     public struct FileInfo: Codable, Equatable, Sendable {
@@ -90,8 +95,9 @@ public struct InspectReport: Encodable, Sendable {
         public var name: String
         public var dtype: String
         public var shape: [Int]
-        public var bytes: Int
-        /// Nil unless statistics were asked for (`--tensors`) or the file is an array file.
+        /// Nil when the element type's size is unknown or the shape overflows.
+        public var bytes: Int?
+        /// Nil unless statistics were asked for (`--stats`).
         public var stats: TensorStats?
 
         public func encode(to encoder: Encoder) throws {
@@ -106,7 +112,10 @@ public struct InspectReport: Encodable, Sendable {
         enum CodingKeys: String, CodingKey { case name, dtype, shape, bytes, stats }
     }
 
-    enum CodingKeys: String, CodingKey { case schema, file, format, model, tensors }
+    enum CodingKeys: String, CodingKey {
+        case schema, file, format, model, structure, tensors
+        case modelProblem = "model_problem"
+    }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -114,6 +123,8 @@ public struct InspectReport: Encodable, Sendable {
         try c.encode(file, forKey: .file)
         try c.encode(format, forKey: .format)
         try c.encode(model, forKey: .model)
+        try c.encode(modelProblem, forKey: .modelProblem)
+        try c.encode(structure, forKey: .structure)
         try c.encode(tensors, forKey: .tensors)
     }
 
@@ -125,12 +136,12 @@ public struct InspectReport: Encodable, Sendable {
     }
 }
 
-/// Builds an `InspectReport` from a file's bytes: identifies the format from the bytes,
-/// converts upstream models in memory (never running them), and for native files reads only
-/// the header unless tensor statistics are asked for.
+/// Builds an `InspectReport` from a file: identifies the format from the bytes, describes
+/// it with its format's reader (headers only), and converts model formats in memory to show
+/// the head they are (never running them). Tensor data is read only for statistics.
 public enum FileSummary {
     public struct Options: Sendable {
-        /// Compute statistics of every stored tensor (one streaming pass each).
+        /// Compute statistics of every stored tensor (one streaming pass each): `--stats`.
         public var tensors: Bool
         public var limits: ReaderLimits
         public init(tensors: Bool = false, limits: ReaderLimits = .init()) {
@@ -139,46 +150,70 @@ public enum FileSummary {
         }
     }
 
+    /// Maps the file without reading it: an `.npy` of any size is described from its header;
+    /// other formats keep the file-size limit. The checksum is streamed, not mapped.
     public static func inspect(path: String, options: Options = .init()) throws -> InspectReport {
-        try inspect(bytes: try MappedFile.map(path, limits: options.limits), path: path, options: options)
+        let bytes = try MappedFile.map(path, maxBytes: .max)
+        if bytes.count > options.limits.maxFileBytes, !bytes.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
+            throw ClipSafetyError.limitExceeded("file of \(bytes.count) bytes exceeds the limit of \(options.limits.maxFileBytes) (raise with --max-file-bytes)")
+        }
+        return try inspect(bytes: bytes, path: path, sha: try sha256Hex(path: path), options: options)
     }
 
     public static func inspect(bytes: Data, path: String, options: Options = .init()) throws -> InspectReport {
-        let kind = try FormatRegistry.identify(bytes, limits: options.limits)
-        let sha = sha256Hex(bytes)
+        try inspect(bytes: bytes, path: path, sha: sha256Hex(bytes), options: options)
+    }
+
+    static func inspect(bytes: Data, path: String, sha: String, options: Options) throws -> InspectReport {
+        let description = try FormatRegistry.describe(bytes, limits: options.limits)
+        // The reader may narrow the kind its bytes suggested (an HDF5 file with no Keras model).
+        let kind = description.format
         var report = InspectReport(
             file: .init(path: path, bytes: bytes.count, sha256: sha),
             format: .init(id: kind.rawValue, description: kind.summary, convertedInMemory: false),
-            model: nil, tensors: nil)
-        let conversion = ConversionOptions(fileName: path, limits: options.limits)
+            model: nil, modelProblem: nil, structure: StructureReport(description), tensors: nil)
+        report.tensors = try description.tensors.map { t in
+            var e = entry(t, name: kind == .npy ? CardPolicy.baseName(path) : t.name)
+            // Strings, vocabularies and F8 have no statistics.
+            if options.tensors, t.isFloatingPoint {
+                e.stats = TensorStats(try t.read())
+            } else if options.tensors, DType(rawValue: t.dtype) != nil {
+                e.stats = (try? t.read()).map(TensorStats.init)  // integers: where the reader gives them
+            }
+            return e
+        }
+        try addModel(to: &report, kind: kind, bytes: bytes, sha: sha, path: path, limits: options.limits)
+        return report
+    }
+
+    /// The head a model file is or converts to; a conversion that fails because the file is
+    /// not such a head is recorded as `model_problem`, not thrown: the structure still stands.
+    static func addModel(to report: inout InspectReport, kind: FileKind, bytes: Data, sha: String, path: String, limits: ReaderLimits) throws {
+        let conversion = ConversionOptions(fileName: path, limits: limits)
         switch kind {
         case .native:
             let model = try ModelLoader.convert(bytes: bytes, options: conversion).model
             report.model = section(model: model, details: nil, identification: identification(provenance: model.source), provenance: model.source)
-            if options.tensors { report.tensors = model.tensors.map { entry($0, stats: true) } }
-        case .safetensors, .npz:
-            let description = try FormatRegistry.describe(bytes, limits: options.limits)
-            report.tensors = try description.tensors.map { try entry($0.read(), stats: options.tensors || kind == .npz) }
+        case .npz, .zip, .hdf5:
+            return
         case .npy:
             // A bare matrix is a model only when the catalog knows it as a prompt matrix.
-            let description = try FormatRegistry.describe(bytes, limits: options.limits)
-            var array = try description.tensors[0].read()
-            array.name = CardPolicy.baseName(path)
-            report.tensors = [entry(array, stats: true)]
-            if let known = identification(bytes: bytes, sha: sha),
-               Catalog.models.first(where: { $0.name == known.name })?.task == .promptClassifier {
-                let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
-                report.model = section(model: converted.model, details: converted.details, identification: known, provenance: nil)
-                report.format.convertedInMemory = true
-            }
-        default:
+            // Prompt matrices are a few KiB: a large shard is not hashed again for the catalog.
+            guard bytes.count <= 64 << 20, let known = identification(bytes: bytes, sha: sha),
+                  Catalog.models.first(where: { $0.name == known.name })?.task == .promptClassifier else { return }
             let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
+            report.model = section(model: converted.model, details: converted.details, identification: known, provenance: nil)
             report.format.convertedInMemory = true
-            report.model = section(model: converted.model, details: converted.details,
-                                   identification: identification(bytes: bytes, sha: sha), provenance: nil)
-            if options.tensors { report.tensors = converted.model.tensors.map { entry($0, stats: true) } }
+        default:
+            do {
+                let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
+                report.format.convertedInMemory = true
+                report.model = section(model: converted.model, details: converted.details,
+                                       identification: identification(bytes: bytes, sha: sha), provenance: nil)
+            } catch let e as ClipSafetyError where [.unsupported, .mismatch, .usage].contains(e.kind) {
+                report.modelProblem = e.message
+            }
         }
-        return report
     }
 
     static func section(model: NativeModel, details: SourceDetails?, identification: InspectReport.Identification?,
@@ -202,7 +237,8 @@ public enum FileSummary {
         return .init(name: m.name, file: m.file, matchedBy: .provenance)
     }
 
-    static func entry(_ t: Tensor, stats: Bool) -> InspectReport.TensorEntry {
-        .init(name: t.name, dtype: t.dtype.rawValue, shape: t.shape, bytes: t.data.count, stats: stats ? TensorStats(t) : nil)
+    static func entry(_ t: DescribedTensor, name: String) -> InspectReport.TensorEntry {
+        let bytes = t.elementCount.flatMap { n in StructureReport.elementSize(t.dtype).map { n * $0 } }
+        return .init(name: name, dtype: t.dtype, shape: t.shape, bytes: bytes, stats: nil)
     }
 }

@@ -21,8 +21,16 @@ public enum InspectText {
             provenance(m, on: &page)
             layers(m, on: &page)
         }
-        if let tensors = report.tensors {
-            page.section(report.model == nil && report.format.id != "safetensors" ? "Arrays (\(tensors.count))" : "Tensors (\(tensors.count))")
+        if let problem = report.modelProblem {
+            page.section("Not a head clipsafety converts")
+            page.lines += TextLayout.wrap(problem, indent: 4, firstIndent: 2)
+        }
+        if let structure = report.structure {
+            StructureText.render(structure, withModel: report.model != nil, on: &page)
+        }
+        if let tensors = report.tensors, !tensors.isEmpty {
+            let arrays = report.model == nil && ["npy", "npz"].contains(report.format.id)
+            page.section(arrays ? "Arrays (\(tensors.count))" : "Tensors (\(tensors.count))")
             tensorTable(tensors, on: &page)
             if tensors.contains(where: { $0.stats != nil }) {
                 page.section("Statistics (finite values; NaN and Inf counted apart)")
@@ -113,12 +121,18 @@ public enum InspectText {
         }
     }
 
+    /// Rows shown before the table is cut (`--json` lists every tensor).
+    static let maxTensorRows = 60
+
     static func tensorTable(_ tensors: [InspectReport.TensorEntry], on page: inout Page) {
         var table = TextTable([.init("name"), .init("dtype"), .init("shape"), .init("bytes", .right)], flexible: 0)
-        for t in tensors {
-            table.add([t.name, t.dtype, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.bytes)])
+        for t in tensors.prefix(maxTensorRows) {
+            table.add([t.name, t.dtype, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", t.bytes.map(grouped) ?? "?"])
         }
         page.table(table)
+        if tensors.count > maxTensorRows {
+            page.lines.append("  … \(tensors.count - maxTensorRows) more (inspect --json lists every tensor)")
+        }
     }
 
     static func statisticsTable(_ tensors: [InspectReport.TensorEntry], on page: inout Page) {

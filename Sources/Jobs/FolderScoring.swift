@@ -47,6 +47,10 @@ public struct FolderScoring {
     public var checks: InputCheckSettings
     public var limits: ReaderLimits
     public var threads: Int?
+    /// `.npy` (a float32 matrix per shard) or `.parquet` (README, "Parquet output").
+    public var outputFormat: ScoreOutputFormat = .npy
+    /// Where each shard's metadata is, to copy columns of it into Parquet outputs.
+    public var metadata: MetadataJoin?
 
     public static let defaultGlob = "*.npy"
 
@@ -65,8 +69,11 @@ public struct FolderScoring {
     }
 
     /// Checks the argument values that need no file: model names give distinct column
-    /// prefixes, `--shard` parses, the pattern is not empty.
-    public static func validate(models: [String], shard: String?, glob: String?) throws {
+    /// prefixes, `--shard` parses, the pattern is not empty, the format is one a folder holds.
+    public static func validate(models: [String], shard: String?, glob: String?, format: ScoreOutputFormat = .npy,
+                                metadata: Bool = false) throws {
+        guard format == .npy || format == .parquet else { throw ClipSafetyError.usage("--format is npy or parquet") }
+        if metadata && format != .parquet { throw ClipSafetyError.usage("--metadata-dir needs --format parquet") }
         var stems: [String: String] = [:]
         for path in models {
             let stem = FolderColumns.stem((path as NSString).lastPathComponent)
@@ -109,7 +116,7 @@ public struct FolderScoring {
         let todo = pending(plan.selected, manifest: manifest, summary: &summary)
         observer.started(shards: todo.count, bytes: todo.reduce(0) { $0 + $1.bytes })
         for shard in todo {
-            let entry = try score(shard, heads: heads, columns: columns.columns.count, observer: observer)
+            let entry = try score(shard, heads: heads, columns: columns, observer: observer)
             try withFile(manifestPath) { try appender.append(entry) }
             summary.add(entry)
             observer.finishedShard(bytes: entry.bytes)
@@ -128,11 +135,13 @@ public struct FolderScoring {
     }
 
     private func folderColumns(_ heads: [Head]) throws -> FolderColumns {
-        FolderColumns(models: try heads.map { h in
+        var columns = FolderColumns(models: try heads.map { h in
             let sha = try withFile(h.path) { sha256Hex(try MappedFile.map(h.path, limits: limits)) }
             return FolderColumns.Model(file: (h.path as NSString).lastPathComponent, sha256: sha,
                                        name: h.scorer.card.name, columns: h.scorer.card.outputColumns)
         }, normalize: checks.normalize)
+        if outputFormat == .parquet { columns.output = "parquet" }
+        return columns
     }
 
     /// The selected shards the manifest does not record as done for their present content,
@@ -142,7 +151,8 @@ public struct FolderScoring {
         for name in selected {
             let path = inputDir + "/" + name
             let shard = PendingShard(name: name, bytes: fileSize(path), fingerprint: ShardFingerprint.of(path))
-            if manifest.completed(name, inputBytes: shard.bytes, fingerprint: shard.fingerprint, outputDirectory: outputDir) != nil {
+            if manifest.completed(name, inputBytes: shard.bytes, fingerprint: shard.fingerprint, outputDirectory: outputDir,
+                                  format: outputFormat) != nil {
                 summary.skipped += 1
             } else {
                 todo.append(shard)
@@ -188,22 +198,28 @@ public struct FolderScoring {
 
     /// Scores one shard. Problems with the shard give a `failed` entry; problems writing the
     /// output throw (they would hit every shard).
-    private func score(_ shard: PendingShard, heads: [Head], columns: Int, observer: FolderObserver) throws -> ManifestEntry {
+    private func score(_ shard: PendingShard, heads: [Head], columns: FolderColumns, observer: FolderObserver) throws -> ManifestEntry {
         let (name, bytes) = (shard.name, shard.bytes)
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds() -> Double { (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 * 1000).rounded() / 1000 }
         let path = inputDir + "/" + name
-        let outputName = ShardPlan.outputName(for: name)
+        let outputName = ShardPlan.outputName(for: name, format: outputFormat)
         let outputPath = outputDir + "/" + outputName
         do {
             let embeddings = try NpyArray(contentsOf: path)
             for h in heads { try InputChecker.checkShape(embeddings, scorer: h.scorer) }
             let rows = embeddings.shape[0]
             let rowBytes = bytes > 0 && rows > 0 ? Swift.max(1, embeddings.data.count / rows) : 0
-            let output = try withFile(outputPath) { try ShardOutputFile(path: outputPath, rows: rows, columns: columns) }
+            let output = try openOutput(outputPath, shard: name, rows: rows, heads: heads, columns: columns)
             var checker = InputChecker(precondition: Self.precondition(heads), options: checks, blanksInvalidRows: true)
-            try scoreRows(of: embeddings, heads: heads, checker: &checker, into: output, rowBytes: rowBytes, observer: observer)
-            let sha = try withFile(outputPath) { try output.finish() }
+            let sha: String
+            do {
+                try scoreRows(of: embeddings, heads: heads, checker: &checker, into: output, rowBytes: rowBytes, observer: observer)
+                sha = try withFile(outputPath) { try output.finish() }
+            } catch {
+                output.abandon()
+                throw error
+            }
             let warning = checker.warning
             if let warning { observer.message("clipsafety: warning: \(path): \(warning)") }
             if let invalid = checker.invalidRows.summary { observer.message("clipsafety: \(path): \(invalid)") }
@@ -218,13 +234,31 @@ public struct FolderScoring {
         }
     }
 
+    /// The shard's output file: a `.npy` matrix, or a Parquet score file with the shard's
+    /// metadata columns (whose file must exist and hold the shard's row count).
+    private func openOutput(_ path: String, shard: String, rows: Int, heads: [Head], columns: FolderColumns) throws -> ShardOutput {
+        guard outputFormat == .parquet else {
+            return .npy(try withFile(path) { try ShardOutputFile(path: path, rows: rows, columns: columns.columns.count) })
+        }
+        let source = try metadata?.open(forShard: shard, rows: rows)
+        let layout = ParquetScoreLayout(heads: zip(heads, columns.models).map { h, m in
+            ParquetScoreLayout.Head(prefix: FolderColumns.stem(m.file), file: m.file, sha256: m.sha256, card: h.scorer.card,
+                                    threshold: h.scorer.card.threshold)
+        }, metadata: source?.fields ?? [])
+        try layout.checkNames()
+        let file = try withFile(path) {
+            try ParquetScoreFile(path: path, layout: layout, rows: rows, rowGroupRows: ParquetScoreFile.rowGroupRows(batch: batch))
+        }
+        return .parquet(file, source)
+    }
+
     /// Scores `embeddings` batch by batch with every head into `output`, reading ahead and
     /// releasing pages behind so memory stays bounded by `batch`.
-    private func scoreRows(of embeddings: NpyArray, heads: [Head], checker: inout InputChecker, into output: ShardOutputFile,
+    private func scoreRows(of embeddings: NpyArray, heads: [Head], checker: inout InputChecker, into output: ShardOutput,
                            rowBytes: Int, observer: FolderObserver) throws {
         let rows = embeddings.shape[0]
         let columns = heads.reduce(0) { $0 + $1.scorer.outputWidth }
-        var buffer = [Float](repeating: 0, count: Swift.min(batch, rows) * columns)
+        var buffer = [Float](repeating: 0, count: output.isNpy ? Swift.min(batch, rows) * columns : 0)
         let halves = HalfWidening(rows: Swift.min(batch, rows), columns: embeddings.shape[1])
         var first = 0
         while first < rows {
@@ -233,8 +267,14 @@ public struct FolderScoring {
             let results = try embeddings.withRows(first, count) { b in
                 try checker.score(halves.widened(b), with: heads.map(\.scorer), workspaces: heads.map(\.workspace))
             }
-            Self.interleave(results, rows: count, into: &buffer)
-            try withFile(output.path) { try buffer.withUnsafeBufferPointer { try output.append(UnsafeBufferPointer(rebasing: $0[0..<(count * columns)])) } }
+            switch output {
+            case .npy(let file):
+                Self.interleave(results, rows: count, into: &buffer)
+                try withFile(file.path) { try buffer.withUnsafeBufferPointer { try file.append(UnsafeBufferPointer(rebasing: $0[0..<(count * columns)])) } }
+            case .parquet(let file, let source):
+                let copied = try source?.next(count) ?? []
+                try withFile(file.path) { try file.append(results, firstRow: first, count: count, metadata: copied) }
+            }
             first += count
             embeddings.releaseRows(before: first)
             observer.scored(rows: count, bytes: count * rowBytes)
@@ -260,6 +300,31 @@ public struct FolderScoring {
                 }
             }
             offset += w
+        }
+    }
+}
+
+/// A shard's output being written.
+enum ShardOutput {
+    case npy(ShardOutputFile)
+    case parquet(ParquetScoreFile, MetadataSource?)
+
+    var isNpy: Bool {
+        if case .npy = self { return true }
+        return false
+    }
+
+    func finish() throws -> String {
+        switch self {
+        case .npy(let f): return try f.finish()
+        case .parquet(let f, _): return try f.finish()
+        }
+    }
+
+    func abandon() {
+        switch self {
+        case .npy(let f): f.abandon()
+        case .parquet(let f, _): f.abandon()
         }
     }
 }

@@ -3,7 +3,7 @@ import Runtime
 
 /// Output file kinds of `score`, chosen by the output's extension.
 public enum ScoreOutputFormat: String, CaseIterable, Sendable {
-    case npy, csv, jsonl
+    case npy, csv, jsonl, parquet
 
     public init?(path: String) {
         self.init(rawValue: (path as NSString).pathExtension.lowercased())
@@ -32,6 +32,8 @@ public final class ScoreWriter {
             buffer.append(0x0a)
         case .jsonl:
             break
+        case .parquet:
+            throw ClipSafetyError.usage("Parquet scores are written by ParquetScoreFile")
         }
     }
 
@@ -47,7 +49,7 @@ public final class ScoreWriter {
         switch format {
         case .npy:
             result.scores.withUnsafeBytes { buffer.append(contentsOf: $0) }
-        case .csv, .jsonl:
+        case .csv, .jsonl, .parquet:
             for r in 0..<result.rows {
                 buffer.append(Data(line(r, of: result, row: firstRow + r).utf8))
                 buffer.append(0x0a)

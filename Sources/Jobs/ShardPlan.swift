@@ -127,10 +127,11 @@ public struct ShardPlan: Equatable, Sendable {
         selected = partition.map { p in sorted.enumerated().filter { p.contains(position: $0.offset) }.map(\.element) } ?? sorted
     }
 
-    /// The output file of a shard: its name with the extension replaced by `.npy`.
-    public static func outputName(for shard: String) -> String {
+    /// The output file of a shard: its name with the extension replaced by `.npy` (or the
+    /// extension of `format`).
+    public static func outputName(for shard: String, format: ScoreOutputFormat = .npy) -> String {
         let stem = (shard as NSString).deletingPathExtension
-        return (stem.isEmpty ? shard : stem) + ".npy"
+        return (stem.isEmpty ? shard : stem) + "." + format.rawValue
     }
 
     /// Names of the regular files (or links to them) directly in `directory` that match the
@@ -256,10 +257,11 @@ public struct ShardManifest: Sendable {
     /// The entry that makes `shard` done: its latest line says done for an input of
     /// `inputBytes` bytes with the same fingerprint (when it recorded one), and the output it
     /// names is in `outputDirectory` with that SHA-256.
-    public func completed(_ shard: String, inputBytes: Int, fingerprint: String?, outputDirectory: String) -> ManifestEntry? {
+    public func completed(_ shard: String, inputBytes: Int, fingerprint: String?, outputDirectory: String,
+                          format: ScoreOutputFormat = .npy) -> ManifestEntry? {
         guard let e = latest[shard], e.status == .done, e.bytes == inputBytes,
               e.fingerprint == nil || e.fingerprint == fingerprint,
-              let output = e.output, output == ShardPlan.outputName(for: shard), let sha = e.sha256,
+              let output = e.output, output == ShardPlan.outputName(for: shard, format: format), let sha = e.sha256,
               let bytes = try? MappedFile.map(outputDirectory + "/" + output),
               sha256Hex(bytes) == sha else { return nil }
         return e
@@ -379,6 +381,8 @@ public struct FolderColumns: Codable, Equatable, Sendable {
     public var normalize: Bool
     /// Element type of the outputs.
     public var dtype = "float32"
+    /// `parquet` when the outputs are Parquet score files (absent: `.npy` matrices).
+    public var output: String?
 
     public init(models: [Model], normalize: Bool) {
         self.models = models
@@ -422,6 +426,7 @@ public struct FolderColumns: Codable, Equatable, Sendable {
 
     var summary: String {
         models.map { "\($0.file) (\($0.sha256.prefix(12)))" }.joined(separator: " + ") + (normalize ? " with --normalize" : "")
+            + (output.map { " as \($0)" } ?? "")
     }
 }
 

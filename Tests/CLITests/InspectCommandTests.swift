@@ -21,7 +21,7 @@ final class InspectCommandTests: XCTestCase {
     }
 
     func testJSONMatchesTheDocumentedSchema() throws {
-        let schema = try JSONSchema.documented("clipsafety-inspect/1")
+        let schema = try JSONSchema.documented("clipsafety-inspect/2")
         for file in ["clip_ViT-L-14_openai_binary_nsfw_head.pth", "violence_detection_vit_l_14.npy"] {
             let run = try CLI.run(["inspect", try Fixtures.modelFile(file), "--json", "--tensors"])
             XCTAssertEqual(run.status, 0, run.stderr)

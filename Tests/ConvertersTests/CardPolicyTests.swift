@@ -84,7 +84,7 @@ final class CardPolicyTests: XCTestCase {
 
     func testBadArchSpecIsAUsageError() throws {
         assertClipSafetyError([.usage], containing: "ARCH-SPEC") {
-            try convertModel(bytes: try smallHead(), options: ConversionOptions(fileName: "h.pth", arch: "linear:"))
+            try convertModel(bytes: try smallHead(), options: ConversionOptions(fileName: "h.pth", arch: "linear:fc,softmax"))
         }
     }
 }

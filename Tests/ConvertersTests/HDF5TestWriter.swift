@@ -142,6 +142,15 @@ final class HDF5TestWriter {
         H5Dclose(d)
     }
 
+    /// A float32 dataset of `shape` whose bytes live in file `other` (external storage).
+    func externalFloats(_ path: String, shape: [Int], file other: String) throws {
+        let dcpl = try Self.check(H5Pcreate(Self.plistClass("H5P_CLS_DATASET_CREATE_ID_g")), "dcpl")
+        defer { H5Pclose(dcpl) }
+        try Self.check(H5Pset_external(dcpl, other, 0, hsize_t(4 * shape.reduce(1, *))), "external")
+        try dataset(path, shape: shape, fileType: clipsafety_h5t_ieee_f32le(), memType: clipsafety_h5t_native_double(),
+                    values: [Double](), dcpl: dcpl)
+    }
+
     /// An int64 dataset (Keras' Normalization `count`, or a hostile integer kernel).
     func int64s(_ path: String, shape: [Int], _ values: [Int64]) throws {
         try dataset(path, shape: shape, fileType: clipsafety_h5t_std_i64le(), memType: clipsafety_h5t_native_int64(), values: values)

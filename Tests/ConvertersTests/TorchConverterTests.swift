@@ -189,7 +189,10 @@ final class TorchConverterTests: XCTestCase {
         XCTAssertEqual(spec.steps, [.normalize(prefix: "norm", epsilon: 1e-10), .linear(prefix: "layers.0"), .relu, .linear(prefix: "out")])
         XCTAssertEqual(try ArchSpec(parsing: spec.text), spec)
         XCTAssertEqual(try ArchSpec(parsing: "normalize:n:1e-5").steps, [.normalize(prefix: "n", epsilon: 1e-5)])
-        for bad in ["", "linear", "linear:", "relu:x", "softmax", "linear:a,,relu", "normalize:n:-1", "normalize:n:abc", "linear:a:b"] {
+        // `linear` and `linear:` name the root-level weight and bias (LAION's linear aesthetic heads).
+        XCTAssertEqual(try ArchSpec(parsing: "linear").steps, [.linear(prefix: "")])
+        XCTAssertEqual(try ArchSpec(parsing: "linear:, sigmoid").text, "linear,sigmoid")
+        for bad in ["", "relu:x", "softmax", "linear:a,,relu", "normalize:n:-1", "normalize:n:abc", "linear:a:b"] {
             XCTAssertThrowsError(try ArchSpec(parsing: bad), bad) { error in
                 XCTAssertEqual((error as? ClipSafetyError)?.kind, .usage, bad)
                 XCTAssertTrue("\(error)".contains("ARCH-SPEC"), bad)

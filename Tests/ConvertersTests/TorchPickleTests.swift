@@ -442,11 +442,16 @@ final class TorchPickleTests: XCTestCase {
         XCTAssertEqual(try TorchCheckpoint(bytes: one).tensors[0].floatValues(), [7, 7, 7])
     }
 
-    func testRefusesCheckpointWhoseEntriesAreNotTensors() throws {
-        // {'epoch': 3}: a training checkpoint, not a state dict.
+    func testCheckpointValuesAreDescribedButNotConverted() throws {
+        // {'epoch': 3}: a training checkpoint without tensors: its values are read, no head is.
         var p = TorchPickleBuilder()
         p.emptyDict(); p.string("epoch"); p.int(3); p.setItem(); p.stop()
-        assertRefused(try TorchFixtures.zip(pickle: p.data, storages: [:], in: dir), [.unsupported], containing: "'epoch'")
+        let bytes = try TorchFixtures.zip(pickle: p.data, storages: [:], in: dir)
+        let checkpoint = try TorchCheckpoint(bytes: bytes)
+        XCTAssertEqual(checkpoint.values.map(\.key), ["epoch"])
+        XCTAssertEqual(checkpoint.values.map(\.value), ["3"])
+        XCTAssertTrue(checkpoint.tensors.isEmpty)
+        XCTAssertThrowsError(try ModelLoader.convert(bytes: bytes, options: ConversionOptions(fileName: "c.pth")))
     }
 
     func testRefusesStorageRecordOfWrongSize() throws {

@@ -20,7 +20,8 @@ final class FileSummaryTests: XCTestCase {
         let m = try XCTUnwrap(r.model)
         XCTAssertEqual(m.identification?.matchedBy, .sha256)
         XCTAssertNil(m.provenance)
-        XCTAssertNil(r.tensors)
+        XCTAssertTrue(r.tensors?.allSatisfy { $0.stats == nil } ?? false)
+        XCTAssertEqual(r.tensors?.count, 20, "every checkpoint entry, strings and metrics included")
         // One row per op (9) plus the InputLayer and the Dropout, which have no op.
         XCTAssertEqual(m.layers.count, 11)
         XCTAssertEqual(m.layers.compactMap(\.op), ["impute_nan", "categorical_lookup", "normalize", "dense", "relu", "dense", "relu", "dense", "sigmoid"])
@@ -103,7 +104,7 @@ final class FileSummaryTests: XCTestCase {
         let array = try XCTUnwrap(r.tensors?.first)
         XCTAssertEqual(array.shape, [2, 768])
         XCTAssertEqual(array.dtype, "F32")
-        XCTAssertNotNil(array.stats)
+        XCTAssertNil(array.stats, "statistics are opt-in (--stats)")
     }
 
     func testUnknownMatrixIsOnlyAnArray() throws {
@@ -111,15 +112,16 @@ final class FileSummaryTests: XCTestCase {
         defer { dir.remove() }
         let path = dir.file("embeddings.npy")
         try NpyArray(shape: [3, 4], floats: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, .nan]).serialized().write(to: URL(fileURLWithPath: path))
-        let r = try FileSummary.inspect(path: path)
+        let r = try FileSummary.inspect(path: path, options: .init(tensors: true))
         XCTAssertNil(r.model)
+        XCTAssertNil(r.modelProblem, "an array is not a model format")
         XCTAssertEqual(r.tensors?.first?.name, "embeddings")
         XCTAssertEqual(r.tensors?.first?.stats?.nan, 1)
         XCTAssertEqual(r.tensors?.first?.stats?.max, 11)
     }
 
     func testReferenceArchiveListsItsMembers() throws {
-        let r = try FileSummary.inspect(path: Fixtures.reference("violence_detection_vit_b_32.npz"))
+        let r = try FileSummary.inspect(path: Fixtures.reference("violence_detection_vit_b_32.npz"), options: .init(tensors: true))
         XCTAssertEqual(r.format.id, "npz")
         XCTAssertNil(r.model)
         XCTAssertEqual(r.tensors?.map(\.name), ["inputs", "labels", "outputs"])
@@ -136,7 +138,8 @@ final class FileSummaryTests: XCTestCase {
         let plain = try FileSummary.inspect(path: path)
         XCTAssertEqual(plain.format.id, "clipsafety-native")
         XCTAssertFalse(plain.format.convertedInMemory)
-        XCTAssertNil(plain.tensors)
+        XCTAssertEqual(plain.tensors?.count, model.tensors.count, "tensors are listed from the header")
+        XCTAssertTrue(plain.tensors?.allSatisfy { $0.stats == nil } ?? false, "values are read only for --stats")
         let m = try XCTUnwrap(plain.model)
         XCTAssertEqual(m.provenance?.sourceFormat, "savedmodel-zip")
         XCTAssertEqual(m.identification?.matchedBy, .provenance)

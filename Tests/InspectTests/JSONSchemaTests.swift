@@ -12,7 +12,7 @@ final class JSONSchemaTests: XCTestCase {
     }
 
     func testEveryRealFileMatchesTheDocumentedSchema() throws {
-        let schema = try JSONSchema.documented("clipsafety-inspect/1")
+        let schema = try JSONSchema.documented("clipsafety-inspect/2")
         var paths = try ["clip_autokeras_nsfw_b32.zip", "clip_autokeras_binary_nsfw.zip", "clip_ViT-B-32_openai_binary_nsfw_head.pth",
                          "h14_nsfw_legacy.pth", "violence_detection_vit_b_32.npy", "clip_autokeras_nsfw_b32_dense.h5",
                          "clip_autokeras_nsfw_b32_dense.keras"].map { try Fixtures.modelFile($0) }
@@ -26,7 +26,7 @@ final class JSONSchemaTests: XCTestCase {
     }
 
     func testNativeAndPlainSafetensorsMatchTheSchema() throws {
-        let schema = try JSONSchema.documented("clipsafety-inspect/1")
+        let schema = try JSONSchema.documented("clipsafety-inspect/2")
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let native = dir.file("p.safetensors")
@@ -42,16 +42,16 @@ final class JSONSchemaTests: XCTestCase {
     func testEveryKeyIsPresentEvenWhenNull() throws {
         let r = try FileSummary.inspect(path: Fixtures.reference("h14_nsfw.npz"))
         let object = try XCTUnwrap(try json(r) as? [String: Any])
-        XCTAssertEqual(Set(object.keys), ["schema", "file", "format", "model", "tensors"])
+        XCTAssertEqual(Set(object.keys), ["schema", "file", "format", "model", "model_problem", "structure", "tensors"])
         XCTAssertTrue(object["model"] is NSNull)
-        XCTAssertEqual(object["schema"] as? String, "clipsafety-inspect/1")
+        XCTAssertEqual(object["schema"] as? String, "clipsafety-inspect/2")
     }
 
     func testTheCheckerCatchesViolations() throws {
-        let schema = try JSONSchema.documented("clipsafety-inspect/1")
+        let schema = try JSONSchema.documented("clipsafety-inspect/2")
         var object = try XCTUnwrap(try json(try FileSummary.inspect(path: Fixtures.reference("h14_nsfw.npz"))) as? [String: Any])
         object["extra"] = 1
-        object["schema"] = "clipsafety-inspect/2"
+        object["schema"] = "clipsafety-inspect/1"
         object.removeValue(forKey: "format")
         let v = schema.violations(of: object)
         XCTAssertTrue(v.contains { $0.contains("extra") })

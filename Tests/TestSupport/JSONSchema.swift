@@ -8,9 +8,10 @@ public struct JSONSchema {
 
     public init(_ root: [String: Any]) { self.root = root }
 
-    /// The schema in docs/INSPECT-JSON.md that follows the marker `<!-- schema: ID -->`.
-    public static func documented(_ id: String) throws -> JSONSchema {
-        let text = try String(contentsOfFile: Fixtures.repoRoot + "/docs/INSPECT-JSON.md", encoding: .utf8)
+    /// The schema in `doc` (docs/INSPECT-JSON.md unless said) that follows the marker
+    /// `<!-- schema: ID -->`.
+    public static func documented(_ id: String, in doc: String = "docs/INSPECT-JSON.md") throws -> JSONSchema {
+        let text = try String(contentsOfFile: Fixtures.repoRoot + "/" + doc, encoding: .utf8)
         guard let marker = text.range(of: "<!-- schema: \(id) -->"),
               let open = text.range(of: "```json\n", range: marker.upperBound..<text.endIndex),
               let close = text.range(of: "\n```", range: open.upperBound..<text.endIndex) else {

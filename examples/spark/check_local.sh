@@ -62,7 +62,7 @@ phase "single machine"
 
 job() {
     "$PY" examples/spark/score_shards.py --master 'local[2]' --binary "$BIN" \
-        --model "${MODELS[0]}" --model "${MODELS[1]}" --input-dir "$WORK/shards" --batch 1024 "$@" 2>"$WORK/spark.log" \
+        --model "${MODELS[0]}" --model "${MODELS[1]}" --input-dir "$WORK/shards" --batch 1024 "$@" 2>"$WORK/spark.log" >"$WORK/spark.out" \
         || { tail -20 "$WORK/spark.log"; echo "FAIL: the Spark job exited non-zero" >&2; exit 1; }
 }
 phase "spark local[2]"
@@ -75,9 +75,32 @@ after=$(wc -l <"$WORK/spark/manifest.jsonl")
 phase "spark local[2] --ship"
 job --output-dir "$WORK/shipped" --ship
 
+# Parquet outputs with clip-retrieval metadata beside the shards (metadata_{N}.parquet).
+"$PY" - "$WORK/shards" "$WORK/metadata" <<'PY'
+import os, sys
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+shards, out = sys.argv[1:]
+os.makedirs(out)
+for name in os.listdir(shards):
+    n = name[len("img_emb_"):-len(".npy")]
+    rows = np.load(os.path.join(shards, name), mmap_mode="r").shape[0]
+    pq.write_table(pa.table({"key": ["%s%05d" % (n, i) for i in range(rows)],
+                             "url": ["https://example.org/%s/%d.jpg" % (n, i) for i in range(rows)],
+                             "caption": ["caption %d" % i for i in range(rows)]}),
+                   os.path.join(out, "metadata_%s.parquet" % n))
+PY
+phase "single machine, --format parquet --metadata-dir"
+"$BIN" score "${MODELS[0]}" --model "${MODELS[1]}" --input-dir "$WORK/shards" --output-dir "$WORK/single_pq" --batch 1024 \
+    --format parquet --metadata-dir "$WORK/metadata"
+phase "spark local[2], --format parquet --metadata-dir"
+job --output-dir "$WORK/spark_pq" --format parquet --metadata-dir "$WORK/metadata"
+grep -q "spark read 29291 rows of 13 Parquet score files" "$WORK/spark.out" \
+    || { cat "$WORK/spark.out"; echo "FAIL: Spark did not read the 13 Parquet score files back" >&2; exit 1; }
+
 phase "comparing with the single-machine run"
 status=0
-"$PY" - "$WORK/single" "$WORK/spark" "$WORK/shipped" <<'PY' || status=$?
+compare() {
+"$PY" - "$@" <<'PY'
 import json, os, sys
 import numpy as np
 single, *others = sys.argv[1:]
@@ -90,14 +113,18 @@ def entries(d):
     return out
 
 def outputs(d):
-    return sorted(f for f in os.listdir(d) if f.endswith(".npy") or f == "columns.json")
+    return sorted(f for f in os.listdir(d) if f.endswith(".npy") or f.endswith(".parquet") or f == "columns.json")
 
 def how_far(a_path, b_path):
     """For two differing .npy outputs: how many rows differ and by how much."""
     try:
-        a, b = np.load(a_path), np.load(b_path)
+        a, b = (np.load(a_path), np.load(b_path)) if a_path.endswith(".npy") else (None, None)
     except Exception as e:
         return "unreadable (%s)" % e
+    if a_path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        x, y = pq.read_table(a_path), pq.read_table(b_path)
+        return "tables %s" % ("equal (bytes differ)" if x.equals(y) else "differ")
     if a.shape != b.shape or a.dtype != b.dtype:
         return "shape/dtype %s %s vs %s %s" % (a.shape, a.dtype, b.shape, b.dtype)
     rows = (a != b).reshape(len(a), -1).any(axis=1) if a.size else np.zeros(0, bool)
@@ -121,7 +148,7 @@ for d in others:
         if open(a, "rb").read() != open(b, "rb").read():
             differing.append(f)
             print("FAIL: %s/%s differs from the single-machine output: %s"
-                  % (run, f, how_far(a, b) if f.endswith(".npy") else "columns.json"))
+                  % (run, f, how_far(a, b) if f != "columns.json" else "columns.json"))
     mine, theirs_m = entries(single), entries(d)
     if mine != theirs_m:
         keys = sorted(set(mine) | set(theirs_m))
@@ -135,6 +162,9 @@ if bad:
     sys.exit(1)
 print("OK: %d shards + columns.json byte-identical in %d Spark runs; manifests agree" % (len(shards), len(others)))
 PY
+}
+compare "$WORK/single" "$WORK/spark" "$WORK/shipped" || status=$?
+compare "$WORK/single_pq" "$WORK/spark_pq" || status=$?
 echo "== check_local: $((SECONDS - start)) s"
 if [ "$status" != 0 ]; then
     echo "FAIL: Spark outputs differ from the single-machine run (see above)" >&2

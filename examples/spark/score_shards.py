@@ -98,6 +98,9 @@ def main():
     ap.add_argument("--strict", action="store_true")
     ap.add_argument("--threads", type=int, default=1, help="clipsafety threads per task (Spark already runs one task per core)")
     ap.add_argument("--ship", action="store_true", help="send the binary and models to the executors (SparkContext.addFile)")
+    ap.add_argument("--format", choices=["npy", "parquet"], default="npy", help="output files: OUT/<shard>.npy or OUT/<shard>.parquet")
+    ap.add_argument("--metadata-dir", help="clip-retrieval metadata folder (metadata_{N}.parquet) whose columns go into Parquet outputs")
+    ap.add_argument("--keep", help="metadata columns to copy (comma-separated; default: whichever of key, uid, url, caption exist)")
     args = ap.parse_args()
 
     from pyspark.sql import SparkSession
@@ -121,12 +124,24 @@ def main():
     cfg = {
         "ship": args.ship, "binary": binary, "models": models, "input_dir": input_dir, "output_dir": output_dir,
         "batch": args.batch, "threads": args.threads,
-        "extra": (["--normalize"] if args.normalize else []) + (["--strict"] if args.strict else []),
+        "extra": (["--normalize"] if args.normalize else []) + (["--strict"] if args.strict else [])
+                 + ["--format", args.format]
+                 + (["--metadata-dir", os.path.abspath(args.metadata_dir)] if args.metadata_dir else [])
+                 + (["--keep", args.keep] if args.keep else []),
     }
     results = sc.parallelize(names, max(1, len(names))).map(lambda n: score_one(n, cfg)).collect() if names else []
-    spark.stop()
 
     entries = latest_entries(output_dir)
+    if args.format == "parquet":
+        # Spark reads the score files as any Parquet: one table over every finished shard.
+        done = [os.path.join(output_dir, e["output"]) for n, e in sorted(entries.items()) if e.get("status") == "done" and e.get("output")]
+        if done:
+            scores = spark.read.parquet(*done)
+            scores.createOrReplaceTempView("scores")
+            n = spark.sql("SELECT count(*) AS n FROM scores").collect()[0]["n"]
+            print("spark read %d rows of %d Parquet score files; columns %s" % (n, len(done), ", ".join(scores.columns)))
+    spark.stop()
+
     failed = []
     for name, code, tail in results:
         e = entries.get(name)

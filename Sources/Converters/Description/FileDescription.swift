@@ -112,6 +112,12 @@ public struct FileDescription: Sendable {
     public var metadata: [(key: String, value: String)]
     /// One-line facts for people about the container.
     public var notes: [String]
+    /// How often each op type occurs in a stored graph (SavedModel graphs and functions,
+    /// ONNX nodes), most frequent first; empty when the format stores no graph.
+    public var opHistogram: [(op: String, count: Int)] = []
+    /// The objects of a container that is a tree (HDF5 groups, datasets, links), root first;
+    /// empty for other formats and for HDF5 files read as Keras models.
+    public var objects: [DescribedObject] = []
 
     public init(format: FileKind, tensors: [DescribedTensor] = [], layers: [DescribedLayer] = [],
                 modelClass: String? = nil, chain: [String]? = nil, chainProblem: String? = nil, inputWidth: Int? = nil,
@@ -132,4 +138,52 @@ public struct FileDescription: Sendable {
 
     /// The tensor called `name`.
     public func tensor(_ name: String) -> DescribedTensor? { tensors.first { $0.name == name } }
+}
+
+/// One object of a hierarchical container (an HDF5 group, dataset or link), as its headers
+/// declare it: nothing of a dataset's data is read.
+public struct DescribedObject: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable { case group, dataset, link, other }
+
+    /// Absolute path (`/`, `/data/x`).
+    public var path: String
+    public var kind: Kind
+    /// For datasets: element type (`F32`, `I64`, `string`, `compound`, …) and shape.
+    public var dtype: String?
+    public var shape: [Int]?
+    /// Chunk shape of a chunked dataset; nil for contiguous and compact ones.
+    public var chunks: [Int]?
+    /// Filter names in pipeline order (`deflate`, `shuffle`, `fletcher32`, `filter 32001`).
+    public var filters: [String]
+    public var attributes: [DescribedAttribute]
+    /// Facts for people: a link's kind and target, storage outside the file, what was not read.
+    public var notes: [String]
+
+    public init(path: String, kind: Kind, dtype: String? = nil, shape: [Int]? = nil, chunks: [Int]? = nil,
+                filters: [String] = [], attributes: [DescribedAttribute] = [], notes: [String] = []) {
+        self.path = path
+        self.kind = kind
+        self.dtype = dtype
+        self.shape = shape
+        self.chunks = chunks
+        self.filters = filters
+        self.attributes = attributes
+        self.notes = notes
+    }
+}
+
+/// An attribute of a `DescribedObject`: its type and shape, and its value as short text when
+/// it is a small string or number array.
+public struct DescribedAttribute: Sendable, Equatable {
+    public var name: String
+    public var dtype: String
+    public var shape: [Int]
+    public var value: String?
+
+    public init(name: String, dtype: String, shape: [Int], value: String?) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.value = value
+    }
 }

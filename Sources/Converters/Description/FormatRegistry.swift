@@ -8,6 +8,8 @@ public enum FileKind: String, Sendable, CaseIterable {
     case savedModelZip = "savedmodel-zip"
     case kerasV3 = "keras-v3"
     case kerasH5 = "keras-h5"
+    /// An HDF5 file that holds no Keras model (described as its tree of objects).
+    case hdf5
     case torchZip = "torch-zip"
     case torchLegacy = "torch-legacy"
     case npy
@@ -23,6 +25,7 @@ public enum FileKind: String, Sendable, CaseIterable {
         case .savedModelZip: return "TensorFlow SavedModel in a zip"
         case .kerasV3: return "Keras 3 .keras archive"
         case .kerasH5: return "Keras HDF5 (.h5)"
+        case .hdf5: return "HDF5 file (not a Keras model)"
         case .torchZip: return "PyTorch zip checkpoint (torch.save)"
         case .torchLegacy: return "PyTorch legacy checkpoint (pre-1.6)"
         case .npy: return "NumPy array (.npy)"

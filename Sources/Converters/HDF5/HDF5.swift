@@ -124,7 +124,7 @@ struct HDF5Group {
     /// Bytes of the whole file: no attribute or uncompressed dataset can hold more.
     var imageSize: Int { strings.image.count }
 
-    private func child(_ relative: String) -> String {
+    func child(_ relative: String) -> String {
         path == "/" ? "/" + relative : path + "/" + relative
     }
 
@@ -307,24 +307,24 @@ struct HDF5Group {
 
     /// The element type a dataset stores (`F16`, `F32`, `F64`, `I64`, `U8`, `string`, …) and
     /// its shape, from its header: no values are read.
-    func datasetInfo(_ relative: String) throws -> (dtype: String, shape: [Int]) {
-        let (dataset, what) = try openDataset(relative)
+    func datasetInfo(_ relative: String, checkStorage: Bool = true) throws -> (dtype: String, shape: [Int]) {
+        let (dataset, what) = try openDataset(relative, checkStorage: checkStorage)
         let type = try HDF5Handle(H5Dget_type(dataset.id), "cannot read the type of \(what)", close: H5Tclose)
         let space = try HDF5Handle(H5Dget_space(dataset.id), "cannot read the shape of \(what)", close: H5Sclose)
         return (Self.typeName(type), try Self.shape(of: space, what: what))
     }
 
     /// Opens a dataset whose data lies inside this file.
-    private func openDataset(_ relative: String) throws -> (HDF5Handle, String) {
+    private func openDataset(_ relative: String, checkStorage: Bool = true) throws -> (HDF5Handle, String) {
         guard try exists(relative) else { throw ClipSafetyError.mismatch("HDF5: dataset '\(child(relative))' is missing") }
         let what = "dataset '\(child(relative))'"
         let dataset = try HDF5Handle(H5Dopen2(handle.id, relative, clipsafety_h5p_default()), "\(what) is not a dataset", close: H5Dclose)
-        try Self.checkStorageIsInternal(dataset, what: what)
+        if checkStorage { try Self.checkStorageIsInternal(dataset, what: what) }
         return (dataset, what)
     }
 
     /// Safetensors' name of a stored numeric type where there is one, else `string` or `other`.
-    private static func typeName(_ type: HDF5Handle) -> String {
+    static func typeName(_ type: HDF5Handle) -> String {
         let size = H5Tget_size(type.id)
         switch H5Tget_class(type.id) {
         case H5T_FLOAT: return [2: "F16", 4: "F32", 8: "F64"][size] ?? "float\(size * 8)"
@@ -358,7 +358,7 @@ struct HDF5Group {
     }
 
     /// Dimensions of a dataspace: `[]` for a scalar; a null dataspace is refused.
-    private static func shape(of space: HDF5Handle, what: String) throws -> [Int] {
+    static func shape(of space: HDF5Handle, what: String) throws -> [Int] {
         let spaceClass = H5Sget_simple_extent_type(space.id)
         if spaceClass == H5S_SCALAR { return [] }
         guard spaceClass == H5S_SIMPLE else { throw ClipSafetyError.mismatch("HDF5: \(what) has no data (null dataspace)") }

@@ -36,11 +36,41 @@ struct HDF5Preflight {
     private static let maxObjects = 1 << 16
     private static let maxNodeReads = 1 << 18
 
+    /// Links and storage that point outside the structures walked: soft links (elsewhere in the
+    /// file), external links (another file), user-defined links, external raw-data files and
+    /// virtual datasets. `check` refuses the first; `survey` (for `scan`) lists them all.
+    struct OutsideReference: Sendable, Equatable {
+        enum Kind: String, Sendable { case softLink = "soft-link", externalLink = "external-link", userLink = "user-defined-link", externalStorage = "external-storage", virtualDataset = "virtual-dataset" }
+        var kind: Kind
+        var path: String
+        /// What it points to, when the file says (a link's target file and object).
+        var target: String
+    }
+
+    /// True in `survey`: outside references are listed instead of refused.
+    private var recordsOutside = false
+    private(set) var outsideReferences: [OutsideReference] = []
+
     /// Walks the whole file; throws a ClipSafetyError naming the first structure refused.
     static func check(image: Data, limits: ReaderLimits) throws -> HDF5Preflight {
         var p = HDF5Preflight(superblock: try HDF5Superblock(image: image), limits: limits)
         try p.run()
         return p
+    }
+
+    /// Walks the whole file like `check`, but lists every outside reference (not followed)
+    /// instead of refusing the first; anything else `check` refuses still throws.
+    static func survey(image: Data, limits: ReaderLimits) throws -> HDF5Preflight {
+        var p = HDF5Preflight(superblock: try HDF5Superblock(image: image), limits: limits)
+        p.recordsOutside = true
+        try p.run()
+        return p
+    }
+
+    /// Lists an outside reference in `survey`; in `check`, refuses it with `message`.
+    mutating func outside(_ kind: OutsideReference.Kind, path: String, target: String = "", message: String) throws {
+        guard recordsOutside else { throw ClipSafetyError.unsafe(message) }
+        outsideReferences.append(OutsideReference(kind: kind, path: path, target: target))
     }
 
     private init(superblock: HDF5Superblock, limits: ReaderLimits) {
@@ -94,6 +124,8 @@ struct HDF5Preflight {
         var layout: Data?
         var filters: [UInt16]?
         var fillValues: [(type: Int, body: Data)] = []
+        /// An external-storage message was listed (`survey`): the data is not in the file.
+        var external = false
     }
 
     /// Checks every message of one object header, queues its links, then checks it as a dataset.
@@ -107,7 +139,7 @@ struct HDF5Preflight {
         for (type, flags, body) in messages {
             try checkMessage(type: type, flags: flags, body: body, header: address, path: path, dataset: &dataset)
         }
-        if dataset.layout != nil { try checkDataset(dataset, path: path) }
+        if dataset.layout != nil, !dataset.external { try checkDataset(dataset, path: path) }
     }
 
     private mutating func checkMessage(type: Int, flags: UInt8, body: Data, header: UInt64, path: String,
@@ -121,7 +153,9 @@ struct HDF5Preflight {
         case 0x0004, 0x0005: dataset.fillValues.append((type, body))
         case 0x0008: dataset.layout = body
         case 0x000B: dataset.filters = try HDF5Filter.pipeline(body, what: "dataset \(Self.describe(path))")
-        case 0x0007: throw ClipSafetyError.unsafe("HDF5: \(Self.describe(path)) keeps its data in external files; refused")
+        case 0x0007:
+            try outside(.externalStorage, path: path, message: "HDF5: \(Self.describe(path)) keeps its data in external files; refused")
+            dataset.external = true
         case 0x000C: try checkAttribute(body, header: header, path: path)
         case 0x000D: try Self.checkComment(body, path: path)
         case 0x0002: try checkLinkInfo(body, path: path)

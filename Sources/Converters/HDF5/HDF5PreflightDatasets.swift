@@ -82,7 +82,7 @@ extension HDF5Preflight {
         case 1: try checkContiguous(&m, shape)
         case 2 where version == 3: try checkChunked(&m, shape)
         case 2: try checkChunkedV4(&m, shape)
-        case 3: throw ClipSafetyError.unsafe("HDF5: \(what) is a virtual dataset drawing on other files; refused")
+        case 3: try outside(.virtualDataset, path: path, message: "HDF5: \(what) is a virtual dataset drawing on other files; refused")
         default: throw ClipSafetyError.malformed("HDF5: \(what) has an unknown layout class \(layoutClass)")
         }
     }

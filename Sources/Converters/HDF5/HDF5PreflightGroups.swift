@@ -72,7 +72,10 @@ extension HDF5Preflight {
             guard let nameOffset = geometry.readLength(&c), let header = geometry.readAddress(&c),
                   let cacheType = c.readInteger(UInt32.self, endianness: .little), c.skip(20) else { break }
             let child = Self.join(path, try Self.name(at: nameOffset, in: names, node: address))
-            guard cacheType != 2 else { throw ClipSafetyError.unsafe("HDF5: \(Self.describe(child)) is a soft link; only hard links are followed") }
+            guard cacheType != 2 else {
+                try outside(.softLink, path: child, message: "HDF5: \(Self.describe(child)) is a soft link; only hard links are followed")
+                continue
+            }
             queue(header, path: child)
         }
     }

@@ -152,9 +152,25 @@ extension HDF5Preflight {
         case 0:
             guard let address = geometry.readAddress(&m) else { throw cut() }
             queue(address, path: child)
-        case 1: throw ClipSafetyError.unsafe("HDF5: \(Self.describe(child)) is a soft link; only hard links are followed")
-        case 64: throw ClipSafetyError.unsafe("HDF5: \(Self.describe(child)) is an external link to another file; only hard links are followed")
-        default: throw ClipSafetyError.unsafe("HDF5: \(Self.describe(child)) is a user-defined link (type \(linkType)); only hard links are followed")
+        case 1:
+            try outside(.softLink, path: child, target: Self.linkValue(&m, external: false),
+                        message: "HDF5: \(Self.describe(child)) is a soft link; only hard links are followed")
+        case 64:
+            try outside(.externalLink, path: child, target: Self.linkValue(&m, external: true),
+                        message: "HDF5: \(Self.describe(child)) is an external link to another file; only hard links are followed")
+        default:
+            try outside(.userLink, path: child, target: "type \(linkType)",
+                        message: "HDF5: \(Self.describe(child)) is a user-defined link (type \(linkType)); only hard links are followed")
         }
+    }
+
+    /// A soft link's path, or an external link's `file:object` (a version byte, then two
+    /// NUL-terminated strings); empty when the message is cut short.
+    static func linkValue(_ m: inout ByteCursor, external: Bool) -> String {
+        guard let length = m.readInteger(UInt16.self, endianness: .little), let value = m.readBytes(Int(length)) else { return "" }
+        let strings = (external ? value.dropFirst() : value).split(separator: 0, omittingEmptySubsequences: false)
+        let parts = strings.prefix(external ? 2 : 1).map { String(decoding: $0, as: UTF8.self) }
+        if external { return parts.joined(separator: ":") }
+        return parts.first ?? ""
     }
 }

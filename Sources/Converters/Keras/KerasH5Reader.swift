@@ -41,8 +41,12 @@ enum KerasH5Reader {
 
     /// A file `save_weights` wrote: its weights when the root lists them, and no architecture.
     static func weightsOnly(_ file: HDF5File) throws -> FileDescription {
+        guard try file.root.stringsAttribute("layer_names") != nil else {
+            var d = FileDescription(format: .hdf5, notes: ["no 'model_config' or 'layer_names' attribute: not a Keras model or weights file"])
+            d.objects = try file.root.tree()
+            return d
+        }
         let note = "no 'model_config' attribute: a weights-only file (save_weights), without an architecture"
-        guard try file.root.stringsAttribute("layer_names") != nil else { return FileDescription(format: .kerasH5, notes: [note]) }
         let stored = try storedWeights(file, group: file.root, prefix: "", architecture: nil)
         return FileDescription(format: .kerasH5, tensors: stored.flatMap(\.tensors), notes: [note])
     }

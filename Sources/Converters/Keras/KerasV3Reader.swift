@@ -38,8 +38,15 @@ enum KerasV3Reader {
                 architecture.layers[i].notes.append("model.weights.h5 has no group layers/\(tracking)/vars")
                 continue
             }
-            let weights = try (0..<vars.memberCount()).map { k in
+            var weights = try (0..<vars.memberCount()).map { k in
                 try weight(file, vars: vars, index: k, name: "\(rootPath)/\(tracking)/vars/\(k)", layer: layer)
+            }
+            // Layers built from sublayers (LSTM's cell) keep their weights one level down.
+            for sub in try nestedVars(root, tracking: tracking) {
+                let group = try root.group("\(tracking)/\(sub)/vars")
+                weights += try (0..<group.memberCount()).map { k in
+                    try weight(file, vars: group, index: k, name: "\(rootPath)/\(tracking)/\(sub)/vars/\(k)", layer: layer)
+                }
             }
             tensors += weights
             architecture.layers[i].weights = weights.map(\.name)
@@ -80,6 +87,12 @@ enum KerasV3Reader {
         s = replace(s, "(.)([A-Z][a-z]+)", "$1_$2")
         s = replace(s, "([a-z])([A-Z])", "$1_$2")
         return s.lowercased()
+    }
+
+    /// Sublayer groups of a layer holding their own `vars` (`cell` of an LSTM), sorted by name.
+    static func nestedVars(_ root: HDF5Group, tracking: String) throws -> [String] {
+        let layer = try root.group(tracking)
+        return try layer.memberNames().filter { $0 != "vars" }.sorted().filter { try root.exists("\(tracking)/\($0)/vars") }
     }
 
     /// The layer's `vars` group, nil when the file has none. Recent Keras writes the layer's

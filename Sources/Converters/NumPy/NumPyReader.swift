@@ -12,14 +12,15 @@ enum NumPyReader {
     }, describe: describeNpz)
 
     static func describeNpy(_ bytes: Data, limits: ReaderLimits) throws -> FileDescription {
+        // Header only: the element limit applies when the values are read, so that a large
+        // embedding shard can be described.
         let array = try NpyArray(bytes: bytes)
-        try checkElements(array, limits: limits)
-        return FileDescription(format: .npy, tensors: [try tensor("array", array)])
+        return FileDescription(format: .npy, tensors: [try tensor("array", array, limits: limits)])
     }
 
     static func describeNpz(_ bytes: Data, limits: ReaderLimits) throws -> FileDescription {
         let arrays = try NpzArchive.read(bytes: bytes, limits: limits)
-        return FileDescription(format: .npz, tensors: try arrays.keys.sorted().map { try tensor($0, arrays[$0]!) })
+        return FileDescription(format: .npz, tensors: try arrays.keys.sorted().map { try tensor($0, arrays[$0]!, limits: limits) })
     }
 
     /// Refuses arrays above `limits.maxTensorElements`.
@@ -29,10 +30,11 @@ enum NumPyReader {
         }
     }
 
-    static func tensor(_ name: String, _ array: NpyArray) throws -> DescribedTensor {
+    static func tensor(_ name: String, _ array: NpyArray, limits: ReaderLimits) throws -> DescribedTensor {
         let dtype = dtype(of: array.dtype)
         return DescribedTensor(name: name, dtype: dtype.rawValue, shape: array.shape) {
-            try Tensor(name: name, dtype: dtype, shape: array.shape, data: Data(array.data))
+            try checkElements(array, limits: limits)
+            return try Tensor(name: name, dtype: dtype, shape: array.shape, data: Data(array.data))
         }
     }
 

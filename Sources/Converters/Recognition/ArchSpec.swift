@@ -17,7 +17,8 @@ public enum ArchStep: Equatable, Sendable {
 /// Syntax (docs/ARCH-SPEC.md): steps separated by commas, white space around them ignored.
 ///
 ///     spec  = step *( "," step )
-///     step  = "linear:" PREFIX          ; PREFIX.weight [out, in], optional PREFIX.bias [out]
+///     step  = "linear" [ ":" PREFIX ]   ; PREFIX.weight [out, in], optional PREFIX.bias [out];
+///                                      ; no PREFIX: the root-level `weight` and `bias`
 ///           / "normalize:" PREFIX [ ":" EPSILON ]
 ///                                      ; PREFIX.mean, PREFIX.variance; sqrt(var) + EPSILON,
 ///                                      ; EPSILON defaults to 1e-10 (upstream's port)
@@ -41,15 +42,16 @@ public struct ArchSpec: Equatable, Sendable {
             let step = raw.trimmingCharacters(in: .whitespaces)
             let fields = step.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
             func bad(_ why: String) -> ClipSafetyError {
-                .usage("--arch step \(i + 1) '\(step)': \(why) (steps: linear:PREFIX, normalize:PREFIX[:EPSILON], relu, sigmoid; see docs/ARCH-SPEC.md)")
+                .usage("--arch step \(i + 1) '\(step)': \(why) (steps: linear[:PREFIX], normalize:PREFIX[:EPSILON], relu, sigmoid; see docs/ARCH-SPEC.md)")
             }
             switch fields[0] {
             case "relu", "sigmoid":
                 guard fields.count == 1 else { throw bad("takes no argument") }
                 steps.append(fields[0] == "relu" ? .relu : .sigmoid)
             case "linear":
-                guard fields.count == 2, !fields[1].isEmpty else { throw bad("needs exactly one prefix") }
-                steps.append(.linear(prefix: fields[1]))
+                // `linear` and `linear:` name the root-level `weight`/`bias`.
+                guard fields.count <= 2 else { throw bad("takes one prefix") }
+                steps.append(.linear(prefix: fields.count == 2 ? fields[1] : ""))
             case "normalize":
                 guard fields.count >= 2, !fields[1].isEmpty else { throw bad("needs a prefix") }
                 var eps = Self.portEpsilon
@@ -72,7 +74,7 @@ public struct ArchSpec: Equatable, Sendable {
         steps.map { step -> String in
             switch step {
             case .normalize(let p, let e): return e == Self.portEpsilon ? "normalize:\(p)" : "normalize:\(p):\(e)"
-            case .linear(let p): return "linear:\(p)"
+            case .linear(let p): return p.isEmpty ? "linear" : "linear:\(p)"
             case .relu: return "relu"
             case .sigmoid: return "sigmoid"
             }
@@ -81,6 +83,16 @@ public struct ArchSpec: Equatable, Sendable {
 }
 
 extension ArchSpec {
+    /// The prefixes the steps name, in order.
+    var prefixes: [String] {
+        steps.compactMap { step in
+            switch step {
+            case .normalize(let p, _), .linear(let p): return p
+            case .relu, .sigmoid: return nil
+            }
+        }
+    }
+
     /// The tensor `<prefix>.<leaf>`, or `<leaf>` alone for the empty prefix (a root-level
     /// `weight`/`bias`, as LAION's linear aesthetic heads store them).
     static func name(_ prefix: String, _ leaf: String) -> String {

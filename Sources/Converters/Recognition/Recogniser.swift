@@ -43,6 +43,8 @@ public enum Recogniser {
             throw ClipSafetyError.unsupported("a safetensors file without clipsafety metadata holds tensors but no graph; give its forward pass with --arch (docs/ARCH-SPEC.md)")
         case .zip:
             throw ClipSafetyError.unsupported("a zip archive that is neither a SavedModel, a .keras file, a torch checkpoint nor an .npz")
+        case .hdf5:
+            throw ClipSafetyError.unsupported("an HDF5 file with no Keras 'model_config' (a model) or 'layer_names' (weights) attribute: no head clipsafety can run was found in it")
         default:
             throw ClipSafetyError.unsupported("\(d.format.summary): no head clipsafety can run was found in it")
         }

@@ -49,14 +49,16 @@ enum StateDictHead {
         return nil
     }
 
-    /// The error for tensors no known head matches: what they hold and how to write a spec.
+    /// The error for tensors no known head matches: what they hold, and the spec of linear
+    /// steps they form when they form one (otherwise that they are no chain of linears).
     static func unknownHead(_ d: FileDescription) -> ClipSafetyError {
         let shown = d.tensors.prefix(24).map { "\($0.name) \($0.shape)" }.joined(separator: ", ")
         let more = d.tensors.count > 24 ? ", … (\(d.tensors.count) tensors)" : ""
-        let linears = d.tensors.filter { $0.name.hasSuffix(".weight") && $0.shape.count == 2 }
-            .map { "linear:" + String($0.name.dropLast(".weight".count)) }
-        let example = linears.isEmpty ? "linear:fc1,relu,linear:fc2,sigmoid" : linears.joined(separator: ",relu,")
-        return .unsupported("state dict is not a head clipsafety recognises (upstream B/32 or L/14 port, H14_NSFW_Detector); it holds: \(shown)\(more). Give its forward pass with --arch, e.g. --arch '\(example)' (steps: linear:PREFIX, normalize:PREFIX[:EPSILON], relu, sigmoid; docs/ARCH-SPEC.md)")
+        let known = "state dict is not a head clipsafety recognises (upstream B/32 or L/14 port, H14_NSFW_Detector); it holds: \(shown)\(more)."
+        guard let spec = LinearChain.suggestedSpec(d) else {
+            return .unsupported("\(known) Its floating-point tensors are not a chain of linear layers (PREFIX.weight [out, in], PREFIX.bias [out], widths chaining), the only heads --arch can describe; `clipsafety inspect` lists what it holds")
+        }
+        return .unsupported("\(known) They form a chain of linear layers: give its forward pass with --arch, e.g. --arch '\(spec.text)' with relu/sigmoid steps where the model has them (activations cannot be seen in weights; docs/ARCH-SPEC.md)")
     }
 
     // MARK: - Spec → graph
@@ -70,13 +72,18 @@ enum StateDictHead {
         guard let output = builder.width, let input = builder.input else {
             throw ClipSafetyError.mismatch("architecture names no tensor, so the input width is unknown")
         }
-        let unused = d.tensors.filter { $0.isFloatingPoint && !builder.used.contains($0.name) }.map(\.name)
+        let unused = LinearChain.tensorsToUse(spec, in: d).filter { !builder.used.contains($0.name) }.map(\.name)
         guard unused.isEmpty else {
             throw ClipSafetyError.mismatch("architecture leaves tensors unused: \(unused.joined(separator: ", ")); every weight must take part (docs/ARCH-SPEC.md)")
         }
         let how = known.map { "head recognised from its keys and shapes: \($0.rawValue)" } ?? "architecture given with --arch"
+        var notes = [how, "architecture: " + spec.text]
+        let outside = d.tensors.filter(\.isFloatingPoint).count - LinearChain.tensorsToUse(spec, in: d).count
+        if outside > 0, let top = spec.prefixes.first.map(LinearChain.topLevel) {
+            notes.append("a training checkpoint: \(outside) floating-point tensors outside '\(top)' (optimizer state and the like) are not part of the head")
+        }
         return RecognisedHead(graph: builder.graph, tensors: builder.tensors, inputWidth: input, outputWidth: output,
-                              layers: layers(spec: spec, known: known), notes: [how, "architecture: " + spec.text])
+                              layers: layers(spec: spec, known: known), notes: notes)
     }
 
     /// Adds one spec step at a time, tracking the width and the tensors used.

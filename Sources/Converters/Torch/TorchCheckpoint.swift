@@ -20,8 +20,11 @@ public struct TorchCheckpoint {
     }
 
     public var container: Container
-    /// State-dict entries in pickle order; names are the state-dict keys.
+    /// Every tensor of the pickled structure in pickle order, named by its path (the keys of
+    /// a state dict; `state_dict.0.weight` inside a checkpoint).
     public var tensors: [Tensor]
+    /// The plain values beside the tensors (`epoch: 7`), by path, as text for people.
+    public var values: [(key: String, value: String)]
 
     static let zipMagic: [UInt8] = [0x50, 0x4B, 0x03, 0x04]
     /// 0x1950a86a20f9469cfc6c, torch's legacy magic number, as LONG1 bytes.
@@ -57,7 +60,7 @@ public struct TorchCheckpoint {
         try Self.checkVersion(zip, prefix: prefix)
         let bigEndian = try Self.byteOrderIsBig(zip, prefix: prefix)
         let root = try TorchPickleReader.read(bytes: try zip.read(pickle), limits: limits)
-        let entries = try Self.stateDict(root)
+        let (entries, values) = Self.flatten(root)
         var storages: [String: Data] = [:]
         for ref in Self.storageRefs(entries) where storages[ref.key] == nil {
             let name = prefix + "data/" + ref.key
@@ -71,6 +74,7 @@ public struct TorchCheckpoint {
             storages[ref.key] = try zip.read(entry)
         }
         self.container = .zip
+        self.values = values
         self.tensors = try Self.materialise(entries, storages: storages, bigEndian: bigEndian, limits: limits)
     }
 
@@ -111,7 +115,7 @@ public struct TorchCheckpoint {
         }
         let bigEndian = try Self.legacySystemIsBigEndian(try TorchPickleReader.read(&cursor, limits: limits))
         let root = try TorchPickleReader.read(&cursor, limits: limits)
-        let entries = try Self.stateDict(root)
+        let (entries, values) = Self.flatten(root)
         let keys = try Self.storageKeyList(try TorchPickleReader.read(&cursor, limits: limits))
 
         var declared: [String: TorchStorageRef] = [:]
@@ -143,6 +147,7 @@ public struct TorchCheckpoint {
             throw ClipSafetyError.malformed("torch legacy: \(cursor.remaining) bytes after the last storage")
         }
         self.container = .legacy
+        self.values = values
         self.tensors = try Self.materialise(entries, storages: storages, bigEndian: bigEndian, limits: limits)
     }
 
@@ -170,9 +175,50 @@ public struct TorchCheckpoint {
         }
     }
 
-    // MARK: - State dict
+    // MARK: - The pickled structure
 
-    /// The root must be a dict from string keys to tensors.
+    /// Flattens the pickled root into tensors and plain values named by their path: a state
+    /// dict gives its keys unchanged; a training checkpoint gives `state_dict.0.weight`,
+    /// `epoch`, `optimizer.param_groups.0.lr`. Lists and tuples are indexed from 0.
+    static func flatten(_ root: PickleValue) -> (tensors: [(String, TorchTensorRef)], values: [(key: String, value: String)]) {
+        var tensors: [(String, TorchTensorRef)] = []
+        var values: [(key: String, value: String)] = []
+        func visit(_ value: PickleValue, _ path: String) {
+            func child(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+            switch value {
+            case .tensor(let t):
+                tensors.append((path.isEmpty ? "tensor" : path, t))
+            case .dict(let d) where !d.keys.isEmpty:
+                for key in d.keys {
+                    guard let v = d.values[key] else { continue }
+                    switch key {
+                    case .string(let s): visit(v, child(s))
+                    case .int(let i): visit(v, child(String(i)))
+                    }
+                }
+            case .list(let l) where !l.items.isEmpty && !isScalarList(l.items):
+                for (i, v) in l.items.enumerated() { visit(v, child(String(i))) }
+            case .tuple(let items, _) where !items.isEmpty && !isScalarList(items):
+                for (i, v) in items.enumerated() { visit(v, child(String(i))) }
+            default:
+                values.append((path.isEmpty ? "(root)" : path, PickleValueText.describe(value)))
+            }
+        }
+        visit(root, "")
+        return (tensors, values)
+    }
+
+    /// Lists of plain numbers and strings are shown as one value (`[0, 1, 2]`), not one per item.
+    static func isScalarList(_ items: [PickleValue]) -> Bool {
+        items.allSatisfy {
+            switch $0 {
+            case .none, .bool, .int, .bigInt, .float, .string: return true
+            default: return false
+            }
+        }
+    }
+
+    /// The tensors of a state dict: the root must be a dict from string keys to tensors.
     static func stateDict(_ root: PickleValue) throws -> [(String, TorchTensorRef)] {
         guard case .dict(let d) = root else {
             throw ClipSafetyError.unsupported("torch: the pickle holds a \(root.typeName), not a state dict")

@@ -74,6 +74,8 @@ enum TorchGlobal: Equatable {
     case rebuildTensorV2
     case rebuildTensorV3
     case rebuildParameter
+    /// `torch.Size`: a tuple of ints (checkpoints store shapes with it).
+    case size
     /// A typed storage class (`torch.FloatStorage`, …).
     case typedStorage(TorchDType)
     /// `torch.UntypedStorage`: bytes whose element type a `torch.<dtype>` gives.
@@ -88,6 +90,7 @@ enum TorchGlobal: Equatable {
         case .rebuildTensorV2: return "torch._utils._rebuild_tensor_v2"
         case .rebuildTensorV3: return "torch._utils._rebuild_tensor_v3"
         case .rebuildParameter: return "torch._utils._rebuild_parameter"
+        case .size: return "torch.Size"
         case .typedStorage(let t): return "torch." + (TorchDType.typedStorages.first { $0.value == t }?.key ?? "Storage")
         case .untypedStorage: return "torch.UntypedStorage"
         case .dtype(let t): return "torch." + t.rawValue
@@ -102,6 +105,7 @@ enum TorchGlobal: Equatable {
         case ("torch._utils", "_rebuild_tensor_v3"): return .rebuildTensorV3
         case ("torch._utils", "_rebuild_parameter"): return .rebuildParameter
         case ("torch", "UntypedStorage"), ("torch.storage", "UntypedStorage"): return .untypedStorage
+        case ("torch", "Size"): return .size
         case ("torch", _):
             if let t = TorchDType.typedStorages[name] { return .typedStorage(t) }
             if let t = TorchDType.dtypeNames[name] { return .dtype(t) }
@@ -600,6 +604,11 @@ struct TorchPickleReader {
                 throw ClipSafetyError.malformed("pickle: _rebuild_parameter at offset \(opStart) expects (tensor, requires_grad, hooks)")
             }
             return .tensor(t)
+        case .size:
+            guard args.count == 1, case .tuple(let dims, let depth) = args[0], dims.allSatisfy({ if case .int = $0 { return true } else { return false } }) else {
+                throw ClipSafetyError.malformed("pickle: torch.Size at offset \(opStart) expects one tuple of ints")
+            }
+            return .tuple(dims, depth: depth)
         case .typedStorage, .untypedStorage, .dtype:
             throw ClipSafetyError.malformed("pickle: REDUCE at offset \(opStart) calls \(g.pythonName) directly, which a state dict never does")
         }
@@ -767,5 +776,34 @@ struct TorchPickleReader {
             v |= ~UInt64(0) << (8 * UInt64(b.count))  // sign-extend
         }
         return .int(Int64(bitPattern: v))
+    }
+}
+
+/// Plain pickled values as short text for people (`7`, `0.001`, `'adam'`, `[0, 1, 2]`).
+enum PickleValueText {
+    /// Items of a list shown before `…`.
+    static let maxItems = 8
+
+    static func describe(_ value: PickleValue) -> String {
+        switch value {
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .bigInt(let bytes): return "int of \(bytes.count) bytes"
+        case .float(let d): return "\(d)"
+        case .string(let s): return "'" + (s.count > 200 ? String(s.prefix(200)) + "…" : s) + "'"
+        case .bytes(let d): return "bytes (\(d.count))"
+        case .tuple(let items, _): return "(" + list(items) + (items.count == 1 ? ",)" : ")")
+        case .list(let l): return "[" + list(l.items) + "]"
+        case .dict(let d): return d.keys.isEmpty ? "{}" : "dict (\(d.keys.count) keys)"
+        case .global(let g): return g.pythonName
+        case .storage(let s): return "storage '\(s.key)'"
+        case .tensor: return "tensor"
+        }
+    }
+
+    static func list(_ items: [PickleValue]) -> String {
+        let shown = items.prefix(maxItems).map(describe).joined(separator: ", ")
+        return items.count > maxItems ? shown + ", … \(items.count) items" : shown
     }
 }

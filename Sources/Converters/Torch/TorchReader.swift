@@ -16,6 +16,7 @@ enum TorchReader {
         let checkpoint = try TorchCheckpoint(bytes: bytes, limits: limits)
         let kind: FileKind = checkpoint.container == .zip ? .torchZip : .torchLegacy
         let note = checkpoint.container == .zip ? "torch zip container (torch.save since 1.6)" : "torch legacy container (before 1.6)"
-        return FileDescription(format: kind, tensors: checkpoint.tensors.map(DescribedTensor.init), notes: [note])
+        return FileDescription(format: kind, tensors: checkpoint.tensors.map(DescribedTensor.init),
+                               metadata: checkpoint.values, notes: [note])
     }
 }

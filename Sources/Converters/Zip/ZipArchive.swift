@@ -21,7 +21,10 @@ public final class ZipArchive {
     private let limits: ReaderLimits
     private var bytesRead = 0
 
-    public init(bytes: Data, limits: ReaderLimits = .init()) throws {
+    /// Opens an archive held in memory. With `refusingUnsafeNames` false (for `scan`, which
+    /// reports such names), absolute, `..` and drive-letter names are listed, not refused;
+    /// nothing is ever extracted, so listing them is harmless.
+    public init(bytes: Data, limits: ReaderLimits = .init(), refusingUnsafeNames: Bool = true) throws {
         self.limits = limits
         // The end-of-central-directory record alone is 22 bytes; libzip treats less as empty.
         guard bytes.count >= 22 else {
@@ -56,7 +59,7 @@ public final class ZipArchive {
                 throw ClipSafetyError.malformed("zip: cannot read entry \(i)")
             }
             let name = String(cString: cname)
-            if let reason = Self.unsafeNameReason(name) {
+            if refusingUnsafeNames, let reason = Self.unsafeNameReason(name) {
                 zip_discard(za)
                 buffer.deallocate()
                 throw ClipSafetyError.unsafe("zip: entry '\(name)' \(reason)")
@@ -84,6 +87,37 @@ public final class ZipArchive {
     }
 
     public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+
+    /// The Unix mode bits an entry's external attributes hold, when a Unix system wrote it
+    /// (`0o120000` in the file-type bits is a symbolic link); nil otherwise.
+    public func unixMode(of entry: Entry) -> UInt32? {
+        var system: zip_uint8_t = 0
+        var attributes: zip_uint32_t = 0
+        guard zip_file_get_external_attributes(archive, zip_uint64_t(entry.index), 0, &system, &attributes) == 0,
+              system == zip_uint8_t(ZIP_OPSYS_UNIX) else { return nil }
+        return attributes >> 16
+    }
+
+    /// The first `count` bytes of an entry (fewer when it is shorter), counted against the
+    /// uncompressed limit like a whole read.
+    public func readPrefix(_ entry: Entry, count: Int) throws -> Data {
+        let want = Swift.min(count, entry.uncompressedSize)
+        guard want <= limits.maxUncompressedBytes - bytesRead else {
+            throw ClipSafetyError.limitExceeded("zip: reading '\(entry.name)' goes over the uncompressed limit of \(limits.maxUncompressedBytes) bytes")
+        }
+        guard want > 0 else { return Data() }
+        guard let file = zip_fopen_index(archive, zip_uint64_t(entry.index), 0) else {
+            throw ClipSafetyError.malformed("zip: cannot open entry '\(entry.name)': \(String(cString: zip_strerror(archive)))")
+        }
+        defer { zip_fclose(file) }
+        var scratch = [UInt8](repeating: 0, count: want)
+        let n = scratch.withUnsafeMutableBytes { zip_fread(file, $0.baseAddress, zip_uint64_t(want)) }
+        guard n >= 0 else {
+            throw ClipSafetyError.malformed("zip: entry '\(entry.name)' is corrupt: \(String(cString: zip_file_strerror(file)))")
+        }
+        bytesRead += Int(n)
+        return Data(scratch[0..<Int(n)])
+    }
 
     /// Reads a whole entry. The read stops at the limit even if the header understates the size.
     public func read(_ entry: Entry) throws -> Data {
