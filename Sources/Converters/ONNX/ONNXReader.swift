@@ -74,7 +74,7 @@ enum ONNXReader {
     static func signatures(_ graph: Onnx_GraphProto, inputs: [Onnx_ValueInfoProto]) -> [ServingSignature] {
         guard let input = inputs.first else { return [] }
         return graph.output.map { output in
-            ServingSignature(key: graph.name.isEmpty ? "graph" : graph.name, input: ONNXTypes.port(input), output: ONNXTypes.port(output))
+            ServingSignature(key: "graph", input: ONNXTypes.port(input), output: ONNXTypes.port(output))
         }
     }
 
