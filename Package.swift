@@ -54,7 +54,8 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto"]),
+            exclude: ["SavedModel/Proto/tensorflow_savedmodel.proto", "SavedModel/Proto/keras_saved_metadata.proto",
+                      "ONNX/Proto/onnx.proto"]),
         .target(name: "Inspect", dependencies: ["Core", "Runtime", "Converters"]),
         // Flat Parquet files: a writer (PLAIN, ZSTD) and a bounded reader for what pyarrow writes.
         .target(name: "Parquet", dependencies: ["Core", "CZstd", "CSnappy"]),

@@ -57,6 +57,37 @@ def small_zip(method):
     return b.getvalue()
 
 
+def varint(v):
+    b = bytearray()
+    while v >= 0x80:
+        b.append(v & 0x7F | 0x80)
+        v >>= 7
+    return bytes(b + bytes([v]))
+
+
+def field(number, value):
+    """A protobuf field: ints as varints, bytes and str length-delimited."""
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def onnx_model():
+    """An ONNX ModelProto: embedding [N, 2] -> Gemm(w, b, transB=1) -> Sigmoid, opset 17."""
+    def tensor(name, dims, floats):
+        return b"".join(field(1, d) for d in dims) + field(2, 1) + field(8, name) + field(9, struct.pack(f"<{len(floats)}f", *floats))
+    def value_info(name, dims):
+        shape = b"".join(field(1, field(2, d) if isinstance(d, str) else field(1, d)) for d in dims)
+        return field(1, name) + field(2, field(1, field(1, 1) + field(2, shape)))
+    trans_b = field(1, "transB") + field(3, 1) + field(20, 2)
+    gemm = field(1, "embedding") + field(1, "w") + field(1, "b") + field(2, "z") + field(3, "gemm") + field(4, "Gemm") + field(5, trans_b)
+    sigmoid = field(1, "z") + field(2, "y") + field(3, "sigmoid") + field(4, "Sigmoid")
+    graph = (field(1, gemm) + field(1, sigmoid) + field(2, "seed") + field(5, tensor("w", [1, 2], [0.5, -0.5]))
+             + field(5, tensor("b", [1], [0.1])) + field(11, value_info("embedding", ["N", 2])) + field(12, value_info("y", ["N", 1])))
+    return field(1, 8) + field(2, "seed") + field(7, graph) + field(8, field(1, "") + field(2, 17))
+
+
 put("fuzz-safetensors", "native", native())
 for n in ["violence_detection_vit_b_32.npy", "violence_detection_vit_l_14.npy"]:
     put("fuzz-npy", n, read(n))
@@ -76,4 +107,6 @@ for n in ["violence_detection_vit_b_32.npy", "clip_ViT-B-32_openai_binary_nsfw_h
           "clip_autokeras_nsfw_b32_dense.h5", "clip_autokeras_nsfw_b32_dense.keras"]:
     put("fuzz-any", n, read(n))
 put("fuzz-any", "native", native())
+put("fuzz-any", "seed.onnx", onnx_model())
+put("fuzz-protobuf", "seed.onnx", b"\x03" + onnx_model())
 print(out)

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Regenerates the committed Swift code for the SavedModel converter's protobuf messages
-# (Sources/Converters/Proto/*.pb.swift) from the minimal .proto files next to them.
+# Regenerates the committed Swift code for the converters' protobuf messages from the minimal
+# .proto files next to them: the SavedModel reader's (Sources/Converters/SavedModel/Proto) and
+# the ONNX reader and exporter's (Sources/Converters/ONNX/Proto).
 #
 # Versions used for the committed files:
 #   protoc            libprotoc 3.21.12 (Debian/Ubuntu package protobuf-compiler)
@@ -21,11 +22,17 @@ if [ -z "$plugin" ] || [ ! -x "$plugin" ]; then
 fi
 command -v protoc >/dev/null || { echo "gen-proto: protoc not found (apt-get install protobuf-compiler)" >&2; exit 1; }
 
-dir="$root/Sources/Converters/Proto"
-cd "$dir"
-protoc --plugin=protoc-gen-swift="$plugin" \
-    --swift_opt=Visibility=Internal \
-    --swift_out=. \
-    -I . \
-    tensorflow_savedmodel.proto keras_saved_metadata.proto
-echo "gen-proto: regenerated $(ls "$dir"/*.pb.swift | wc -l) files in Sources/Converters/Proto"
+generate() {
+    rel=$1
+    dir="$root/$rel"
+    shift
+    (cd "$dir" && protoc --plugin=protoc-gen-swift="$plugin" \
+        --swift_opt=Visibility=Internal \
+        --swift_out=. \
+        -I . \
+        "$@")
+    echo "gen-proto: regenerated $(ls "$dir"/*.pb.swift | wc -l) files in $rel"
+}
+
+generate Sources/Converters/SavedModel/Proto tensorflow_savedmodel.proto keras_saved_metadata.proto
+generate Sources/Converters/ONNX/Proto onnx.proto

@@ -14,6 +14,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     case torchLegacy = "torch-legacy"
     case npy
     case npz
+    case onnx
     case zip
 
     /// What the kind is, in words for people.
@@ -29,6 +30,7 @@ public enum FileKind: String, Sendable, CaseIterable {
         case .torchLegacy: return "PyTorch legacy checkpoint (pre-1.6)"
         case .npy: return "NumPy array (.npy)"
         case .npz: return "NumPy archive (.npz)"
+        case .onnx: return "ONNX model (protobuf)"
         case .zip: return "zip archive of unknown content"
         }
     }
@@ -77,6 +79,7 @@ public enum FormatRegistry {
         KerasFormats.v3,
         TorchReader.zip,
         NumPyReader.npz,
+        ONNXReader.reader,
         ZipReader.unknown,
     ]
 

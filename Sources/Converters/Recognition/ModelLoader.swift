@@ -26,6 +26,7 @@ public enum ModelLoader {
     public static func convert(bytes: Data, options: ConversionOptions) throws -> Conversion {
         let kind = try FormatRegistry.identify(bytes, limits: options.limits)
         if kind == .native { return Conversion(model: try native(bytes: bytes, options: options), details: nil, kind: kind) }
+        if kind == .onnx { return try ONNXImport.convert(bytes: bytes, options: options) }
         let description = try FormatRegistry.describe(bytes, limits: options.limits)
         let arch = try options.arch.map(ArchSpec.init(parsing:))
         let head = try Recogniser.recognise(description, arch: arch)
