@@ -118,6 +118,8 @@ def keras_part():
     expected["keras_lstm"] = {"count_params": int(lstm.count_params()),
                               "layers": [[l.name, type(l).__name__, int(l.count_params())] for l in lstm.layers]}
 
+    expected.update(keras_nested(keras))
+
     # A SavedModel written by Keras 3's model.export (no keras_metadata.pb), zipped.
     dense = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,9 +144,30 @@ def keras_part():
     update_expected(expected)
 
 
+def keras_nested(keras):
+    """A Functional model holding a Sequential and a Functional (.keras and .h5)."""
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4)], name="inner_seq")
+    sub_in = keras.Input((4,))
+    sub = keras.Model(sub_in, keras.layers.Dense(2, name="sub_dense")(sub_in), name="inner_func")
+    inp = keras.Input((16,), name="x")
+    nested = keras.Model(inp, sub(inner(keras.layers.Dense(16, name="pre")(inp))), name="outer")
+    nested.save(path("keras_nested.keras"))
+    nested.save(path("keras_nested.h5"))
+    return {"keras_nested": {"count_params": int(nested.count_params()),
+                             "layers": [[l.name, type(l).__name__, int(l.count_params())] for l in nested.layers]}}
+
+
+def keras_nested_part():
+    """Only the nested-model fixtures (added later; the other files stay as committed)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    update_expected(keras_nested(keras))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--part":
-        {"torch": torch_part, "keras": keras_part}[sys.argv[2]]()
+        {"torch": torch_part, "keras": keras_part, "keras-nested": keras_nested_part}[sys.argv[2]]()
     else:
         if os.path.exists(expected_path):
             os.remove(expected_path)
