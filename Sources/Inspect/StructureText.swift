@@ -44,7 +44,7 @@ enum StructureText {
     static func ops(_ ops: [StructureReport.OpCount], on page: inout InspectText.Page) {
         let nodes = ops.reduce(0) { $0 + $1.count }
         page.section("Graph ops (\(InspectText.grouped(nodes)) nodes, \(ops.count) op types)")
-        let shown = ops.prefix(maxOps).map { "\($0.op) ×\(InspectText.grouped($0.count))" }
+        let shown = ops.prefix(maxOps).map { "\($0.op)×\(InspectText.grouped($0.count))" }
         let more = ops.count > maxOps ? ["… \(ops.count - maxOps) more op types (inspect --json lists all)"] : []
         page.lines += TextLayout.wrap((shown + more).joined(separator: ", "), indent: 2)
     }
