@@ -166,11 +166,11 @@ public enum FileSummary {
     }
 
     static func inspect(bytes: Data, path: String, sha: String, options: Options) throws -> InspectReport {
+        // The reader may narrow the kind its bytes suggested (an HDF5 file with no Keras model):
+        // `description.format` decides what is tried.
         let description = try FormatRegistry.describe(bytes, limits: options.limits)
-        // The reader may narrow the kind its bytes suggested (an HDF5 file with no Keras model).
-        let kind = description.format
         var report = try structure(description, path: path, bytes: bytes.count, sha: sha, options: options)
-        try addModel(to: &report, kind: kind, bytes: bytes, sha: sha, path: path, limits: options.limits)
+        try addModel(to: &report, description: description, bytes: bytes, sha: sha, path: path, limits: options.limits)
         return report
     }
 
@@ -178,10 +178,12 @@ public enum FileSummary {
     /// digest (`SavedModelFolder.sha256`).
     static func inspect(folder path: String, options: Options) throws -> InspectReport {
         let folder = try SavedModelFolder(path: path, limits: options.limits)
-        var report = try structure(try folder.describe(limits: options.limits), path: path, bytes: folder.byteCount,
-                                   sha: folder.sha256, options: options)
+        let description = try folder.describe(limits: options.limits)
+        var report = try structure(description, path: path, bytes: folder.byteCount, sha: folder.sha256, options: options)
         let conversion = ConversionOptions(fileName: path, limits: options.limits)
-        try addConversion(to: &report, identification: nil) { try ModelLoader.convert(folder: folder, options: conversion) }
+        try addConversion(to: &report, identification: nil) {
+            try ModelLoader.convert(folder: folder, described: description, options: conversion)
+        }
         return report
     }
 
@@ -207,9 +209,10 @@ public enum FileSummary {
 
     /// The head a model file is or converts to; a conversion that fails because the file is
     /// not such a head is recorded as `model_problem`, not thrown: the structure still stands.
-    static func addModel(to report: inout InspectReport, kind: FileKind, bytes: Data, sha: String, path: String, limits: ReaderLimits) throws {
+    static func addModel(to report: inout InspectReport, description: FileDescription, bytes: Data, sha: String, path: String,
+                         limits: ReaderLimits) throws {
         let conversion = ConversionOptions(fileName: path, limits: limits)
-        switch kind {
+        switch description.format {
         case .native:
             let model = try ModelLoader.convert(bytes: bytes, options: conversion).model
             report.model = section(model: model, details: nil, identification: identification(provenance: model.source), provenance: model.source)
@@ -220,12 +223,12 @@ public enum FileSummary {
             // Prompt matrices are a few KiB: a large shard is not hashed again for the catalog.
             guard bytes.count <= 64 << 20, let known = identification(bytes: bytes, sha: sha),
                   Catalog.models.first(where: { $0.name == known.name })?.task == .promptClassifier else { return }
-            let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
+            let converted = try ModelLoader.convert(bytes: bytes, described: description, options: conversion)
             report.model = section(model: converted.model, details: converted.details, identification: known, provenance: nil)
             report.format.convertedInMemory = true
         default:
             try addConversion(to: &report, identification: identification(bytes: bytes, sha: sha)) {
-                try ModelLoader.convert(bytes: bytes, options: conversion)
+                try ModelLoader.convert(bytes: bytes, described: description, options: conversion)
             }
         }
     }

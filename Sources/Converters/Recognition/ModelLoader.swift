@@ -28,17 +28,19 @@ public enum ModelLoader {
 
     /// Converts a SavedModel folder; its provenance SHA-256 is the folder digest
     /// (`SavedModelFolder.sha256`), which no catalog entry has, so its card is stated, not known.
-    public static func convert(folder: SavedModelFolder, options: ConversionOptions) throws -> Conversion {
-        let description = try folder.describe(limits: options.limits)
+    /// `described`: the folder's description when the caller already has it (`inspect`).
+    public static func convert(folder: SavedModelFolder, described: FileDescription? = nil, options: ConversionOptions) throws -> Conversion {
+        let description = try described ?? folder.describe(limits: options.limits)
         return try convert(description: description, kind: .savedModelFolder, sha: folder.sha256, catalogBytes: nil, options: options)
     }
 
-    /// Converts bytes of any supported kind.
-    public static func convert(bytes: Data, options: ConversionOptions) throws -> Conversion {
+    /// Converts bytes of any supported kind. `described`: their description when the caller
+    /// already made it with the same limits (`inspect` describes a file once, not twice).
+    public static func convert(bytes: Data, described: FileDescription? = nil, options: ConversionOptions) throws -> Conversion {
         let kind = try FormatRegistry.identify(bytes, limits: options.limits)
         if kind == .native { return Conversion(model: try native(bytes: bytes, options: options), details: nil, kind: kind) }
         if kind == .onnx { return try ONNXImport.convert(bytes: bytes, options: options) }
-        let description = try FormatRegistry.describe(bytes, limits: options.limits)
+        let description = try described ?? FormatRegistry.describe(bytes, limits: options.limits)
         return try convert(description: description, kind: kind, sha: sha256Hex(bytes), catalogBytes: bytes, options: options)
     }
 
