@@ -73,4 +73,14 @@ final class SavedModelFolderCommandTests: XCTestCase {
         let scan = try CLI.run(["scan", folder])
         XCTAssertEqual(scan.status, 1, "scan reports the link outside as unsafe: \(scan.stdout)")
     }
+
+    func testLimitFlagsReachTheFolderReader() throws {
+        let folder = try unzip(Self.keras3, as: "k3")
+        let bySize = try CLI.run(["inspect", folder, "--max-file-bytes", "20000"])
+        XCTAssertEqual(bySize.status, 65, bySize.stderr)
+        XCTAssertTrue(bySize.stderr.contains("SavedModel folder: saved_model.pb: file of 33315 bytes exceeds the limit of 20000"), bySize.stderr)
+        let byTotal = try CLI.run(["convert", folder, "-o", dir.file("x.safetensors"), "--max-uncompressed-bytes", "34000"])
+        XCTAssertEqual(byTotal.status, 65, byTotal.stderr)
+        XCTAssertTrue(byTotal.stderr.contains("more than 34000 bytes (raise with --max-uncompressed-bytes)"), byTotal.stderr)
+    }
 }
