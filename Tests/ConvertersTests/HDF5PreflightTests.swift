@@ -241,3 +241,21 @@ final class HDF5PreflightTests: XCTestCase {
         withUnsafeBytes(of: value.littleEndian) { data.replaceSubrange(offset..<(offset + $0.count), with: $0) }
     }
 }
+
+/// Two HDF5 images open at once are two files: libhdf5 keys open files by name, so each image
+/// gets its own (once both were opened under one name and the second read the first's bytes).
+final class HDF5ImagesOpenTogetherTests: XCTestCase {
+    func image(_ value: Double) throws -> Data {
+        let w = try HDF5TestWriter()
+        try w.floats("w", shape: [2], [value, value])
+        return try w.finish()
+    }
+
+    func testTwoOpenImagesReadTheirOwnValues() throws {
+        let first = try HDF5File(image: try image(1), limits: ReaderLimits())
+        let second = try HDF5File(image: try image(2), limits: ReaderLimits())
+        XCTAssertEqual(try first.root.floatDataset("w").values, [1, 1])
+        XCTAssertEqual(try second.root.floatDataset("w").values, [2, 2])
+        XCTAssertEqual(try first.root.floatDataset("w").values, [1, 1])
+    }
+}

@@ -65,13 +65,25 @@ final class HDF5File {
         try HDF5Failure.check(status, "cannot hand the file image to libhdf5")
         // Everything libhdf5 will decode is checked first (see HDF5Preflight).
         let checked = try HDF5Preflight.check(image: image, limits: limits)
-        file = try HDF5Handle(H5Fopen("clipsafety-memory-image.h5", clipsafety_h5f_acc_rdonly(), fapl.id),
+        file = try HDF5Handle(H5Fopen(Self.uniqueImageName(), clipsafety_h5f_acc_rdonly(), fapl.id),
                               "not a readable HDF5 file", close: H5Fclose)
         try Self.checkSameGeometry(file, checked.geometry)
         let strings = HDF5VariableStrings(geometry: checked.geometry, limits: limits, checkedHeaders: checked.objectHeaders,
                                           denseAttributeHeaders: checked.denseAttributeHeaders)
         root = try HDF5Group(handle: HDF5Handle(H5Gopen2(file.id, "/", clipsafety_h5p_default()), "cannot open the root group", close: H5Gclose),
                              path: "/", strings: strings)
+    }
+
+    private static let nameLock = NSLock()
+    nonisolated(unsafe) private static var opened = 0
+
+    /// A name no other open image has: libhdf5 treats two opens of one name as the same file
+    /// and would hand back the first image's contents for the second.
+    private static func uniqueImageName() -> String {
+        nameLock.lock()
+        defer { nameLock.unlock() }
+        opened += 1
+        return "clipsafety-memory-image-\(opened).h5"
     }
 
     /// libhdf5 must have found the superblock the preflight checked.
