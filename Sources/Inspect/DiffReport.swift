@@ -57,6 +57,12 @@ public struct DiffReport: Encodable, Sendable {
         public var name: String
         public var dtype: String
         public var shape: [Int]
+
+        public init(name: String, dtype: String, shape: [Int]) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+        }
     }
 
     /// One tensor of A paired with one of B.
