@@ -66,6 +66,19 @@ public enum ModelDiff {
             return copy
         }
 
+        /// Lets the kernel drop the pages of `t` when its bytes are a view into this file's
+        /// mapping (safetensors, `.npy`, stored zip members), so that resident memory follows
+        /// the pair being compared, not the files. Copies (decoded data) are left alone.
+        func release(_ t: Tensor) {
+            guard let bytes else { return }
+            bytes.withUnsafeBytes { file in
+                t.data.withUnsafeBytes { tensor in
+                    guard let f = file.baseAddress, let p = tensor.baseAddress, p >= f, p + tensor.count <= f + file.count else { return }
+                    MappedFile.releasePages(of: t.data, upTo: t.data.count)
+                }
+            }
+        }
+
         /// A native file, or an ONNX model clipsafety exported (its metadata says so).
         var target: Target? {
             switch description.format {
@@ -102,7 +115,7 @@ public enum ModelDiff {
         let plan = DiffMatching.pairs(ma.description.tensors, mb.description.tensors, byOrder: matching.method == .order)
         var tensors: [DiffReport.TensorDiff] = []
         for (ta, tb) in plan.pairs {
-            tensors.append(try compare(ta, tb, a: ma.path, b: mb.path, atol: options.atol))
+            tensors.append(try compare(ta, tb, a: ma, b: mb, atol: options.atol))
         }
         let info = { (s: Side) in DiffReport.FileInfo(path: s.path, format: s.description.format.rawValue, tensors: s.description.tensors.count) }
         return DiffReport(a: info(a), b: info(b), matching: matching, atol: options.atol,
@@ -114,7 +127,7 @@ public enum ModelDiff {
 
     /// One pair: dtype and shape from the headers; values read (each side within its file's
     /// limits, errors naming that file) only when the element counts agree.
-    static func compare(_ ta: DescribedTensor, _ tb: DescribedTensor, a: String, b: String, atol: Double) throws -> DiffReport.TensorDiff {
+    static func compare(_ ta: DescribedTensor, _ tb: DescribedTensor, a: Side, b: Side, atol: Double) throws -> DiffReport.TensorDiff {
         var d = DiffReport.TensorDiff(
             name: ta.name, nameB: tb.name, dtypeA: ta.dtype, dtypeB: tb.dtype, shapeA: ta.shape, shapeB: tb.shape,
             elements: nil, compared: false, identical: false, dtypeChanged: ta.dtype != tb.dtype,
@@ -140,11 +153,13 @@ public enum ModelDiff {
                 return nil
             }
         }
-        guard let x = try read(ta, a, "A"), let y = try read(tb, b, "B") else {
+        guard let x = try read(ta, a.path, "A"), let y = try read(tb, b.path, "B") else {
             d.note = unreadable
             return d
         }
         let values = ValueDiff.compare(x, y, atol: atol)
+        a.release(x)
+        b.release(y)
         d.compared = true
         d.maxAbsDiff = values.maxAbs
         d.maxRelDiff = values.maxRel
