@@ -30,11 +30,12 @@ enum DiffMatching {
                 let matching = DiffReport.Matching(method: method, transformedSide: label, note: what)
                 return label == "a" ? (converted, b, matching) : (a, converted, matching)
             } catch let e as FileError where [.unsupported, .mismatch, .usage].contains(e.underlying.kind) {
-                fallback = "\(label.uppercased()) does not convert (\(e.underlying.message)); matched by name"
+                fallback = "\(label.uppercased()) does not convert (\(e.underlying.message))"
             }
         }
         let order = sharesNoName(a.description.tensors, b.description.tensors) && sameShapesInOrder(a.description.tensors, b.description.tensors)
-        let note = order ? "no tensor name in common; paired by position (same count, equal shapes in file order)" : fallback
+        let byPosition = "no tensor name in common; paired by position (same count, equal shapes in file order)"
+        let note = order ? [fallback, byPosition].compactMap { $0 }.joined(separator: "; ") : fallback.map { $0 + "; matched by name" }
         return (a, b, DiffReport.Matching(method: order ? .order : .names, transformedSide: nil, note: note))
     }
 

@@ -339,6 +339,17 @@ final class DiffTests: XCTestCase {
         XCTAssertEqual(d.summary.valuesDiffer, 1)
     }
 
+    func testASourceThatDoesNotConvertIsMatchedByNameAndSaysWhy() throws {
+        let native = dir.file("hand.safetensors")
+        try HandBuilt.binaryModel().write(to: native)
+        let r = try ModelDiff.diff(native, Self.inspectFolder + "torch_cnn.pth")
+        XCTAssertEqual(r.matching.method, .names)
+        XCTAssertNil(r.matching.transformedSide)
+        XCTAssertTrue(r.matching.note?.hasPrefix("B does not convert (") == true, r.matching.note ?? "nil")
+        XCTAssertTrue(r.matching.note?.hasSuffix("; matched by name") == true)
+        XCTAssertFalse(r.identical)
+    }
+
     func testAFileThatFailsToReadIsNamedInTheError() throws {
         let good = try file("good.safetensors", [f32("w", [1], [1])])
         let bad = try dir.write(Data([0x10, 0, 0, 0, 0, 0, 0, 0, 0x7B]), to: "bad.safetensors")
