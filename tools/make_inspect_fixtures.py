@@ -9,7 +9,9 @@ Tests/Fixtures/inspect/, and expected.json with what those libraries say about t
 
 Versions used for the committed files are recorded in expected.json ("versions").
 torch and TensorFlow cannot share a process (their bundled LLVMs clash), so the script runs
-itself twice: `--part torch`, then `--part keras`.
+itself in parts: `--part torch`, `--part keras`, then `--part savedmodel` (what TensorFlow
+says about keras3_export.zip: signatures, variables, op histogram; it reads the committed
+zip and only adds to its expected.json entry, so it can be run alone).
 """
 import json, os, subprocess, sys, tempfile, zipfile
 
@@ -118,6 +120,8 @@ def keras_part():
     expected["keras_lstm"] = {"count_params": int(lstm.count_params()),
                               "layers": [[l.name, type(l).__name__, int(l.count_params())] for l in lstm.layers]}
 
+    expected.update(keras_nested(keras))
+
     # A SavedModel written by Keras 3's model.export (no keras_metadata.pb), zipped.
     dense = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,12 +146,70 @@ def keras_part():
     update_expected(expected)
 
 
+def keras_nested(keras):
+    """A Functional model holding a Sequential and a Functional (.keras and .h5)."""
+    keras.utils.set_random_seed(0)
+    inner = keras.Sequential([keras.layers.Dense(8, activation="relu"), keras.layers.Dense(4)], name="inner_seq")
+    sub_in = keras.Input((4,))
+    sub = keras.Model(sub_in, keras.layers.Dense(2, name="sub_dense")(sub_in), name="inner_func")
+    inp = keras.Input((16,), name="x")
+    nested = keras.Model(inp, sub(inner(keras.layers.Dense(16, name="pre")(inp))), name="outer")
+    nested.save(path("keras_nested.keras"))
+    nested.save(path("keras_nested.h5"))
+    return {"keras_nested": {"count_params": int(nested.count_params()),
+                             "layers": [[l.name, type(l).__name__, int(l.count_params())] for l in nested.layers]}}
+
+
+def keras_nested_part():
+    """Only the nested-model fixtures (added later; the other files stay as committed)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    update_expected(keras_nested(keras))
+
+
+def savedmodel_part():
+    """What TensorFlow says about the committed keras3_export.zip (read, not rewritten): every
+    signature, the checkpoint's variables and the op histogram of the graph and its function
+    library. Merged into expected.json's keras3_export entry; nothing else changes."""
+    import collections
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+    with tempfile.TemporaryDirectory() as tmp:
+        with zipfile.ZipFile(path("keras3_export.zip")) as z:
+            z.extractall(tmp)
+        folder = os.path.join(tmp, "export")
+        model = saved_model_pb2.SavedModel()
+        with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+            model.ParseFromString(f.read())
+        meta = next(m for m in model.meta_graphs if "serve" in m.meta_info_def.tags)
+
+        def port(name, info):
+            dims = None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
+            return {"name": name, "tensor": info.name, "dtype": tf.dtypes.as_dtype(info.dtype).name, "shape": dims}
+
+        signatures = {key: {"method": sig.method_name,
+                            "inputs": [port(n, sig.inputs[n]) for n in sorted(sig.inputs)],
+                            "outputs": [port(n, sig.outputs[n]) for n in sorted(sig.outputs)]}
+                      for key, sig in meta.signature_def.items() if not key.startswith("__saved_model")}
+        ops = collections.Counter(n.op for n in meta.graph_def.node)
+        nodes = len(meta.graph_def.node)
+        for function in meta.graph_def.library.function:
+            ops.update(n.op for n in function.node_def)
+            nodes += len(function.node_def)
+        prefix = os.path.join(folder, "variables", "variables")
+        dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+        variables = {name: {"dtype": dtypes[name].name, "shape": shape} for name, shape in tf.train.list_variables(prefix)}
+    expected = json.load(open(expected_path)).get("keras3_export", {})
+    expected.update({"signatures": signatures, "variables": variables, "ops": dict(ops), "graph_nodes": nodes})
+    update_expected({"keras3_export": expected, "versions": {"tensorflow": tf.__version__}})
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--part":
-        {"torch": torch_part, "keras": keras_part}[sys.argv[2]]()
+        {"torch": torch_part, "keras": keras_part, "keras-nested": keras_nested_part, "savedmodel": savedmodel_part}[sys.argv[2]]()
     else:
         if os.path.exists(expected_path):
             os.remove(expected_path)
-        for part in ("torch", "keras"):
+        for part in ("torch", "keras", "savedmodel"):
             subprocess.run([sys.executable, __file__, "--part", part], check=True)
         print("wrote", sorted(os.listdir(out)))

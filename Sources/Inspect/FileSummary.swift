@@ -153,6 +153,7 @@ public enum FileSummary {
     /// Maps the file without reading it: an `.npy` of any size is described from its header;
     /// other formats keep the file-size limit. The checksum is streamed, not mapped.
     public static func inspect(path: String, options: Options = .init()) throws -> InspectReport {
+        if SavedModelFolder.isFolder(path) { return try inspect(folder: path, options: options) }
         let bytes = try MappedFile.map(path, maxBytes: .max)
         if bytes.count > options.limits.maxFileBytes, !bytes.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
             throw ClipSafetyError.limitExceeded("file of \(bytes.count) bytes exceeds the limit of \(options.limits.maxFileBytes) (raise with --max-file-bytes)")
@@ -165,11 +166,32 @@ public enum FileSummary {
     }
 
     static func inspect(bytes: Data, path: String, sha: String, options: Options) throws -> InspectReport {
+        // The reader may narrow the kind its bytes suggested (an HDF5 file with no Keras model):
+        // `description.format` decides what is tried.
         let description = try FormatRegistry.describe(bytes, limits: options.limits)
-        // The reader may narrow the kind its bytes suggested (an HDF5 file with no Keras model).
+        var report = try structure(description, path: path, bytes: bytes.count, sha: sha, options: options)
+        try addModel(to: &report, description: description, bytes: bytes, sha: sha, path: path, limits: options.limits)
+        return report
+    }
+
+    /// A SavedModel folder: `file.bytes` counts the members read, `file.sha256` is the folder
+    /// digest (`SavedModelFolder.sha256`).
+    static func inspect(folder path: String, options: Options) throws -> InspectReport {
+        let folder = try SavedModelFolder(path: path, limits: options.limits)
+        let description = try folder.describe(limits: options.limits)
+        var report = try structure(description, path: path, bytes: folder.byteCount, sha: folder.sha256, options: options)
+        let conversion = ConversionOptions(fileName: path, limits: options.limits)
+        try addConversion(to: &report, identification: nil) {
+            try ModelLoader.convert(folder: folder, described: description, options: conversion)
+        }
+        return report
+    }
+
+    /// The report of what the reader found (structure and tensors), before any conversion.
+    static func structure(_ description: FileDescription, path: String, bytes: Int, sha: String, options: Options) throws -> InspectReport {
         let kind = description.format
         var report = InspectReport(
-            file: .init(path: path, bytes: bytes.count, sha256: sha),
+            file: .init(path: path, bytes: bytes, sha256: sha),
             format: .init(id: kind.rawValue, description: kind.summary, convertedInMemory: false),
             model: nil, modelProblem: nil, structure: StructureReport(description), tensors: nil)
         report.tensors = try description.tensors.map { t in
@@ -182,15 +204,15 @@ public enum FileSummary {
             }
             return e
         }
-        try addModel(to: &report, kind: kind, bytes: bytes, sha: sha, path: path, limits: options.limits)
         return report
     }
 
     /// The head a model file is or converts to; a conversion that fails because the file is
     /// not such a head is recorded as `model_problem`, not thrown: the structure still stands.
-    static func addModel(to report: inout InspectReport, kind: FileKind, bytes: Data, sha: String, path: String, limits: ReaderLimits) throws {
+    static func addModel(to report: inout InspectReport, description: FileDescription, bytes: Data, sha: String, path: String,
+                         limits: ReaderLimits) throws {
         let conversion = ConversionOptions(fileName: path, limits: limits)
-        switch kind {
+        switch description.format {
         case .native:
             let model = try ModelLoader.convert(bytes: bytes, options: conversion).model
             report.model = section(model: model, details: nil, identification: identification(provenance: model.source), provenance: model.source)
@@ -201,18 +223,25 @@ public enum FileSummary {
             // Prompt matrices are a few KiB: a large shard is not hashed again for the catalog.
             guard bytes.count <= 64 << 20, let known = identification(bytes: bytes, sha: sha),
                   Catalog.models.first(where: { $0.name == known.name })?.task == .promptClassifier else { return }
-            let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
+            let converted = try ModelLoader.convert(bytes: bytes, described: description, options: conversion)
             report.model = section(model: converted.model, details: converted.details, identification: known, provenance: nil)
             report.format.convertedInMemory = true
         default:
-            do {
-                let converted = try ModelLoader.convert(bytes: bytes, options: conversion)
-                report.format.convertedInMemory = true
-                report.model = section(model: converted.model, details: converted.details,
-                                       identification: identification(bytes: bytes, sha: sha), provenance: nil)
-            } catch let e as ClipSafetyError where [.unsupported, .mismatch, .usage].contains(e.kind) {
-                report.modelProblem = e.message
+            try addConversion(to: &report, identification: identification(bytes: bytes, sha: sha)) {
+                try ModelLoader.convert(bytes: bytes, described: description, options: conversion)
             }
+        }
+    }
+
+    /// Converts in memory for the model section; a file that is no head gets `model_problem`.
+    static func addConversion(to report: inout InspectReport, identification: InspectReport.Identification?,
+                              _ convert: () throws -> Conversion) throws {
+        do {
+            let converted = try convert()
+            report.format.convertedInMemory = true
+            report.model = section(model: converted.model, details: converted.details, identification: identification, provenance: nil)
+        } catch let e as ClipSafetyError where [.unsupported, .mismatch, .usage].contains(e.kind) {
+            report.modelProblem = e.message
         }
     }
 

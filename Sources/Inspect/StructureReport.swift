@@ -231,7 +231,12 @@ extension StructureReport {
         return order.compactMap { byPrefix[$0] }
     }
 
+    /// TensorFlow checkpoints store a variable's value under `<object path>/.ATTRIBUTES/VARIABLE_VALUE`:
+    /// the object path is the tensor's name for grouping.
+    static let checkpointValueSuffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+
     static func modulePrefix(_ name: String) -> String {
+        let name = name.hasSuffix(checkpointValueSuffix) ? String(name.dropLast(checkpointValueSuffix.count)) : name
         guard let cut = name.lastIndex(where: { $0 == "." || $0 == "/" }) else { return "" }
         return String(name[..<cut])
     }

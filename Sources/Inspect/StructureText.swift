@@ -10,16 +10,14 @@ enum StructureText {
         if !s.layers.isEmpty { storedLayers(s, on: &page) }
         if !withModel { groups(s, on: &page) }
         if !s.signatures.isEmpty {
-            page.section("Signatures")
+            page.section("Signatures (\(s.signatures.count))")
             for sig in s.signatures {
-                page.field(sig.key, "in " + InspectText.port(sig.input))
-                page.field("", "out " + InspectText.port(sig.output))
+                page.lines += TextLayout.wrap(sig.key + (sig.method.map { " (\($0))" } ?? ""), indent: 4, firstIndent: 2)
+                for port in sig.inputs { page.lines += TextLayout.wrap("in  " + InspectText.port(port), indent: 8, firstIndent: 4) }
+                for port in sig.outputs { page.lines += TextLayout.wrap("out " + InspectText.port(port), indent: 8, firstIndent: 4) }
             }
         }
-        if !s.ops.isEmpty {
-            page.section("Graph ops (\(s.ops.reduce(0) { $0 + $1.count }) nodes)")
-            page.lines += TextLayout.wrap(s.ops.map { "\($0.op) ×\($0.count)" }.joined(separator: ", "), indent: 2)
-        }
+        if !s.ops.isEmpty { ops(s.ops, on: &page) }
         if !s.metadata.isEmpty {
             page.section("Values (\(s.metadata.count))")
             var table = TextTable([.init("key"), .init("value")], flexible: 1)
@@ -38,6 +36,17 @@ enum StructureText {
             page.lines += TextLayout.wrap(arch.replacingOccurrences(of: ",", with: ", "), indent: 2)
             page.lines += TextLayout.wrap("linear steps only: activations (relu, sigmoid) leave no trace in the weights; add them where the model has them", indent: 2)
         }
+    }
+
+    /// Op types shown in the text; `--json` lists all.
+    static let maxOps = 16
+
+    static func ops(_ ops: [StructureReport.OpCount], on page: inout InspectText.Page) {
+        let nodes = ops.reduce(0) { $0 + $1.count }
+        page.section("Graph ops (\(InspectText.grouped(nodes)) nodes, \(ops.count) op types)")
+        let shown = ops.prefix(maxOps).map { "\($0.op)×\(InspectText.grouped($0.count))" }
+        let more = ops.count > maxOps ? ["… \(ops.count - maxOps) more op types (inspect --json lists all)"] : []
+        page.lines += TextLayout.wrap((shown + more).joined(separator: ", "), indent: 2)
     }
 
     static func storedLayers(_ s: StructureReport, on page: inout InspectText.Page) {

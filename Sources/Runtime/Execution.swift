@@ -15,7 +15,8 @@ import Foundation
 //
 // Input pass: the first pass over the input (widening f16/f64, or the first `normalize`, fused
 // with the copy for f32) also sums each row's squares, so the input checks (`InputStatistics`)
-// cost no extra pass over memory.
+// cost no extra pass over memory. Leading steps that work within a row (the autokeras heads'
+// `impute_nan`, `categorical_lookup`, `normalize`) run in that pass, row by row.
 
 extension Scorer {
     /// True when the CPU has AVX2, FMA and F16C, for the AVX2 kernels of `CKernels`.
@@ -174,14 +175,55 @@ extension Scorer {
         case (_, .normalize(let mean, let denominator)?):
             normalizeInput(batch, mean: mean, denominator: denominator, into: activation.a, sums: sums)
         default:
-            for r in 0..<batch.rows {
-                let row = activation.a + r * batch.columns
-                batch.copyRowAsFloat32(r, into: row)
-                sums?[r] = Self.sumOfSquares(row, count: batch.columns)
-            }
-            return 0
+            return readRows(batch, into: activation, sums: sums)
         }
         return 1
+    }
+
+    /// The input copied as Float32 row by row, running the leading steps that work within a
+    /// row (`impute_nan`, `categorical_lookup`, `normalize`: the autokeras heads' preprocessing)
+    /// on each row while it is in cache, instead of one pass over the whole activation per
+    /// step. Each step does to a row exactly what its whole-activation form does, so the bytes
+    /// are the same. Returns how many steps it ran.
+    private func readRows(_ batch: EmbeddingBatch, into activation: Activation, sums: UnsafeMutablePointer<Float>?) -> Int {
+        let rowSteps = Array(steps.prefix { $0.worksWithinARow })
+        let d = batch.columns
+        for r in 0..<batch.rows {
+            let row = activation.a + r * d
+            batch.copyRowAsFloat32(r, into: row)
+            sums?[r] = Self.sumOfSquares(row, count: d)
+            for step in rowSteps { Self.apply(step, toRow: r, at: row, width: d, input: batch) }
+        }
+        return rowSteps.count
+    }
+
+    /// One row-local step on row `r` (at `row`, `width` values); `input` is what
+    /// `categorical_lookup` reads.
+    @inline(__always)
+    private static func apply(_ step: Step, toRow r: Int, at row: UnsafeMutablePointer<Float>, width: Int, input: EmbeddingBatch) {
+        switch step {
+        case .impute(let columns, let value):
+            if let columns {
+                for c in columns where row[c].isNaN { row[c] = value }
+            } else {
+                for c in 0..<width where row[c].isNaN { row[c] = value }
+            }
+        case .lookup(let lookups):
+            for lookup in lookups {
+                lookup.starts.withUnsafeBufferPointer { starts in
+                    let i = lookup.interval(of: input.value(row: r, column: lookup.column), starts: starts.baseAddress!, count: starts.count)
+                    row[lookup.column] = lookup.values[i]
+                }
+            }
+        case .normalize(let mean, let denominator):
+            mean.withUnsafeBufferPointer { m in
+                denominator.withUnsafeBufferPointer { q in
+                    _ = normalizeRow(row, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: width)
+                }
+            }
+        case .dense, .relu, .sigmoid, .argmax:
+            break  // never passed here: `readRows` takes only steps that work within a row
+        }
     }
 
     /// A product this narrow (the violence prompts: 2 outputs) is a few dot products per row;

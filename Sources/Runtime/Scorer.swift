@@ -34,6 +34,15 @@ public final class Scorer: Sendable {
         case relu
         case sigmoid
         case argmax
+
+        /// True for steps that change each value from its own row only, keeping the width:
+        /// they can run row by row in the input pass (`Scorer.readRows`).
+        var worksWithinARow: Bool {
+            switch self {
+            case .impute, .lookup, .normalize: return true
+            case .dense, .relu, .sigmoid, .argmax: return false
+            }
+        }
     }
 
     /// The number of active cores, or fewer when the environment sets `OPENBLAS_NUM_THREADS`

@@ -77,7 +77,8 @@ final class AnyFileInspectTests: XCTestCase {
     }
 
     func testKerasModelsOfAnyLayerCountParamsAsKeras() throws {
-        for (file, key) in [("keras_conv.keras", "keras_conv"), ("keras_conv.h5", "keras_conv"), ("keras_lstm.keras", "keras_lstm")] {
+        for (file, key) in [("keras_conv.keras", "keras_conv"), ("keras_conv.h5", "keras_conv"), ("keras_lstm.keras", "keras_lstm"),
+                            ("keras_nested.keras", "keras_nested"), ("keras_nested.h5", "keras_nested")] {
             let r = try inspect(file)
             let keras = try XCTUnwrap(try expected()[key] as? [String: Any])
             XCTAssertNil(r.model, file)
@@ -92,6 +93,12 @@ final class AnyFileInspectTests: XCTestCase {
         }
         let lstm = try inspect("keras_lstm.keras")
         XCTAssertEqual(lstm.structure?.layers.first { $0.name == "lstm" }?.inbound, ["embedding"])
+        // A nested model's weights sit under its own `layers` group in model.weights.h5.
+        let nested = try inspect("keras_nested.keras")
+        XCTAssertEqual((nested.tensors ?? []).map(\.name).filter { $0.hasPrefix("layers/sequential/") },
+                       ["layers/sequential/layers/dense/vars/0", "layers/sequential/layers/dense/vars/1",
+                        "layers/sequential/layers/dense_1/vars/0", "layers/sequential/layers/dense_1/vars/1"])
+        XCTAssertTrue(nested.modelProblem?.contains("nested model") ?? false, nested.modelProblem ?? "")
     }
 
     func testPlainHDF5ShowsItsTree() throws {

@@ -165,8 +165,31 @@ PY
 }
 compare "$WORK/single" "$WORK/spark" "$WORK/shipped" || status=$?
 compare "$WORK/single_pq" "$WORK/spark_pq" || status=$?
+
+# The README's Spark SQL join, as written there, against counting the rows directly.
+phase "the README's Spark SQL join"
+ln -sfn single_pq "$WORK/scores"
+sql=$(awk '/^\*\*Spark SQL\*\*/{f=1} f&&/^```sql/{g=1;next} g&&/^```/{exit} g' README.md)
+[ -n "$sql" ] || { echo "FAIL: no Spark SQL block found in README.md" >&2; exit 1; }
+(cd "$WORK" && "$PY" - "$sql" 2>"$WORK/sql.log" <<'PY'
+import glob, sys
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
+statements = [s.strip() for s in sys.argv[1].split(";") if s.strip()]
+spark = SparkSession.builder.master("local[1]").appName("readme-join").getOrCreate()
+for s in statements[:-1]:
+    spark.sql(s)
+rows = spark.sql(statements[-1]).collect()
+direct = sum(1 for f in glob.glob("scores/*.parquet") for v in pq.read_table(f).column("nsfw_l14/nsfw").to_pylist()
+             if v is not None and v < 0.5)
+if len(rows) != direct or direct == 0:
+    print("FAIL: the README's Spark SQL join returned %d rows; the scores hold %d below 0.5" % (len(rows), direct))
+    sys.exit(1)
+print("OK: the README's Spark SQL join returned the %d rows below 0.5, with url and caption" % direct)
+PY
+) || { tail -20 "$WORK/sql.log"; status=1; }
 echo "== check_local: $((SECONDS - start)) s"
 if [ "$status" != 0 ]; then
-    echo "FAIL: Spark outputs differ from the single-machine run (see above)" >&2
+    echo "FAIL: Spark outputs differ from the single-machine run, or the README join failed (see above)" >&2
     exit 1
 fi

@@ -6,6 +6,8 @@ public enum FileKind: String, Sendable, CaseIterable {
     case native = "clipsafety-native"
     case safetensors
     case savedModelZip = "savedmodel-zip"
+    /// A SavedModel folder (`saved_model.pb` + `variables/`), read by `SavedModelFolder`.
+    case savedModelFolder = "savedmodel-folder"
     case kerasV3 = "keras-v3"
     case kerasH5 = "keras-h5"
     /// An HDF5 file that holds no Keras model (described as its tree of objects).
@@ -23,6 +25,7 @@ public enum FileKind: String, Sendable, CaseIterable {
         case .native: return "clipsafety native model (safetensors)"
         case .safetensors: return "safetensors (not a clipsafety model)"
         case .savedModelZip: return "TensorFlow SavedModel in a zip"
+        case .savedModelFolder: return "TensorFlow SavedModel folder"
         case .kerasV3: return "Keras 3 .keras archive"
         case .kerasH5: return "Keras HDF5 (.h5)"
         case .hdf5: return "HDF5 file (not a Keras model)"

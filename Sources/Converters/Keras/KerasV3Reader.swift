@@ -41,11 +41,12 @@ enum KerasV3Reader {
             var weights = try (0..<vars.memberCount()).map { k in
                 try weight(file, vars: vars, index: k, name: "\(rootPath)/\(tracking)/vars/\(k)", layer: layer)
             }
-            // Layers built from sublayers (LSTM's cell) keep their weights one level down.
+            // Layers built from sublayers (LSTM's cell) and nested models (a Sequential inside
+            // a Functional: `layers/sequential/layers/dense/vars`) keep their weights further down.
             for sub in try nestedVars(root, tracking: tracking) {
-                let group = try root.group("\(tracking)/\(sub)/vars")
+                let group = try root.group("\(tracking)/\(sub)")
                 weights += try (0..<group.memberCount()).map { k in
-                    try weight(file, vars: group, index: k, name: "\(rootPath)/\(tracking)/\(sub)/vars/\(k)", layer: layer)
+                    try weight(file, vars: group, index: k, name: "\(rootPath)/\(tracking)/\(sub)/\(k)", layer: layer)
                 }
             }
             tensors += weights
@@ -89,10 +90,23 @@ enum KerasV3Reader {
         return s.lowercased()
     }
 
-    /// Sublayer groups of a layer holding their own `vars` (`cell` of an LSTM), sorted by name.
+    /// Every `vars` group below a layer's own (an LSTM's `cell/vars`, a nested model's
+    /// `layers/dense/vars`), relative to the layer's group, in Keras' order: a parent's before
+    /// its sublayers', siblings by name with numbers compared as numbers (`dense_2` before
+    /// `dense_10`). Found through the bounded walk of hard links (`HDF5Group.tree`).
     static func nestedVars(_ root: HDF5Group, tracking: String) throws -> [String] {
         let layer = try root.group(tracking)
-        return try layer.memberNames().filter { $0 != "vars" }.sorted().filter { try root.exists("\(tracking)/\($0)/vars") }
+        let prefix = layer.path + "/"
+        let groups = try layer.tree().filter { $0.kind == .group && $0.path.hasPrefix(prefix) && $0.path.hasSuffix("/vars") }
+        let relative = groups.map { String($0.path.dropFirst(prefix.count)) }.filter { $0 != "vars" }
+        return relative.sorted { a, b in
+            let x = a.split(separator: "/"), y = b.split(separator: "/")
+            for (p, q) in zip(x, y) where p != q {
+                if p == "vars" || q == "vars" { return p == "vars" }
+                return p.compare(q, options: .numeric) == .orderedAscending
+            }
+            return x.count < y.count
+        }
     }
 
     /// The layer's `vars` group, nil when the file has none. Recent Keras writes the layer's

@@ -34,6 +34,10 @@ public enum Recogniser {
         if let head = try KerasChainHead.recognise(d) { return head }
         if let head = try StateDictHead.recognise(d) { return head }
         if let head = try PromptMatrix.recognise(d) { return head }
+        if [.savedModelZip, .savedModelFolder].contains(d.format), d.layers.isEmpty {
+            throw ClipSafetyError.unsupported("a SavedModel without keras_metadata.pb (as Keras 3's model.export and plain TensorFlow write it) has no Keras layer list to recognise a head from; its signatures: "
+                + (d.signatures.isEmpty ? "none" : d.signatures.map(SavedModelGraph.summary).joined(separator: "; ")))
+        }
         switch d.format {
         case .torchZip, .torchLegacy: throw StateDictHead.unknownHead(d)
         case .kerasH5 where d.layers.isEmpty:

@@ -33,8 +33,14 @@ public struct SourceLayer: Sendable, Equatable, Codable {
 public struct ServingSignature: Sendable, Equatable, Codable {
     /// Signature key, e.g. `serving_default`.
     public var key: String
+    /// The first input and output by name (the only ones of a one-input, one-output head).
     public var input: Port
     public var output: Port
+    /// Every input and output, by name.
+    public var inputs: [Port]
+    public var outputs: [Port]
+    /// The signature's method name (`tensorflow/serving/predict`), when the format stores one.
+    public var method: String?
 
     /// One input or output of the signature.
     public struct Port: Sendable, Equatable, Codable {
@@ -53,12 +59,39 @@ public struct ServingSignature: Sendable, Equatable, Codable {
             self.dtype = dtype
             self.shape = shape
         }
+
+        enum CodingKeys: String, CodingKey { case name, tensor, dtype, shape }
+
+        /// Every key, `shape` as null for an unknown rank (docs/INSPECT-JSON.md).
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(tensor, forKey: .tensor)
+            try c.encode(dtype, forKey: .dtype)
+            try c.encode(shape, forKey: .shape)
+        }
     }
 
     public init(key: String, input: Port, output: Port) {
         self.key = key
         self.input = input
         self.output = output
+        inputs = [input]
+        outputs = [output]
+        method = nil
+    }
+
+    enum CodingKeys: String, CodingKey { case key, input, output, inputs, outputs, method }
+
+    /// Every key, `method` as null when unknown (docs/INSPECT-JSON.md).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(key, forKey: .key)
+        try c.encode(input, forKey: .input)
+        try c.encode(output, forKey: .output)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(method, forKey: .method)
     }
 }
 

@@ -1,17 +1,41 @@
 import Foundation
 import Runtime
 
-/// Describes a TensorFlow SavedModel shipped as a zip (LAION's `clip_autokeras_*.zip`).
+/// Describes a TensorFlow SavedModel shipped as a zip (LAION's `clip_autokeras_*.zip`) or a
+/// folder (`SavedModelFolder`).
 ///
-/// The zip is read in memory (`ZipArchive`: no extraction, path checks, uncompressed-size cap).
-/// `keras_metadata.pb` gives the Keras layers, `variables/` the weights (every checksum
-/// verified), and `saved_model.pb` the serving signature and the StringLookup vocabularies of
-/// the categorical columns, matched to their columns by tracing the graph
-/// (`SavedModelVocabularies`).
+/// A zip is read in memory (`ZipArchive`: no extraction, path checks, uncompressed-size cap).
+/// `saved_model.pb` gives every signature and the op histogram (`SavedModelGraph`). When
+/// `keras_metadata.pb` is present it gives the Keras layers, `variables/` the weights (every
+/// checksum verified), and the graph the StringLookup vocabularies of the categorical columns,
+/// matched to their columns by tracing it (`SavedModelVocabularies`). Without it the
+/// checkpoint's variables are listed from `variables.index` (`SavedModelVariables`).
 enum SavedModelReader {
     static func describe(_ bytes: Data, limits: ReaderLimits) throws -> FileDescription {
-        let files = try Files(zip: bytes, limits: limits)
-        let keras = try SavedModelKerasConfig(metadata: files.kerasMetadata, limits: limits)
+        try describe(try Files(zip: bytes, limits: limits), format: .savedModelZip, limits: limits)
+    }
+
+    /// Describes the members of a SavedModel read from a zip or a folder. Signatures and the op
+    /// histogram come from `saved_model.pb` whatever wrote it; the Keras layer list only when
+    /// `keras_metadata.pb` is present (Keras 2 and autokeras write it, Keras 3's `export` not).
+    static func describe(_ files: Files, format: FileKind, limits: ReaderLimits) throws -> FileDescription {
+        let graph = try SavedModelGraph(savedModel: files.savedModel, limits: limits)
+        var description: FileDescription
+        if let metadata = files.kerasMetadata {
+            description = try describeKeras(files, metadata: metadata, format: format, limits: limits)
+        } else {
+            description = try SavedModelVariables.describe(files, format: format, limits: limits)
+        }
+        description.signatures = graph.signatures
+        description.opHistogram = graph.opHistogram
+        description.notes += graph.notes
+        return description
+    }
+
+    /// A Keras SavedModel: layers from `keras_metadata.pb`, weights from `variables/` (every
+    /// checksum verified), StringLookup vocabularies traced through the graph.
+    static func describeKeras(_ files: Files, metadata: Data, format: FileKind, limits: ReaderLimits) throws -> FileDescription {
+        let keras = try SavedModelKerasConfig(metadata: metadata, limits: limits)
         let bundle = try TensorBundleReader(index: files.index, shards: files.shards, limits: limits)
         let vocabularies = try SavedModelVocabularies(savedModel: files.savedModel, limits: limits)
         var architecture = keras.architecture
@@ -26,8 +50,7 @@ enum SavedModelReader {
             DescribedLookup(column: $0.column, keys: $0.keys.map { [UInt8]($0) }, values: $0.values,
                             oovIndex: $0.oovIndex, keyDType: $0.keyDType.rawValue)
         }
-        return architecture.description(format: .savedModelZip, tensors: tensors, signatures: vocabularies.signature.map { [$0] } ?? [],
-                                        lookups: lookups, notes: [
+        return architecture.description(format: format, tensors: tensors, lookups: lookups, notes: [
             "Keras layers from keras_metadata.pb; weights from variables/ (checksums verified); vocabularies traced through saved_model.pb",
         ])
     }
@@ -49,10 +72,12 @@ enum SavedModelReader {
         return owned.sorted { (rank($0), $0) < (rank($1), $1) }
     }
 
-    /// The members of the SavedModel folder inside the zip.
+    /// The members of a SavedModel: from a zip (the folder inside it) or a folder on disk
+    /// (`SavedModelFolder`).
     struct Files {
         var savedModel: Data
-        var kerasMetadata: Data
+        /// Nil when the SavedModel has none (Keras 3's `model.export`, plain TensorFlow).
+        var kerasMetadata: Data?
         var index: Data
         var shards: [Data]
 
@@ -63,34 +88,42 @@ enum SavedModelReader {
                 throw ClipSafetyError.unsupported("SavedModel zip: expected one saved_model.pb, found \(roots.count)")
             }
             let prefix = String(root.dropLast("saved_model.pb".count))
+            let names = zip.entries.map(\.name).filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) }
+            try self.init(members: names, container: "SavedModel zip", shown: prefix) { try zip.read(named: prefix + $0) }
+        }
+
+        /// `members`: every path under the SavedModel's root (`saved_model.pb`,
+        /// `variables/variables.index`, …); `read` gives a member's bytes, nil when absent;
+        /// `shown` prefixes member names in messages.
+        init(members: [String], container: String, shown: String = "", read: (String) throws -> Data?) throws {
             func member(_ path: String) throws -> Data {
-                guard let data = try zip.read(named: prefix + path) else {
-                    throw ClipSafetyError.malformed("SavedModel zip: missing \(prefix)\(path)")
+                guard let data = try read(path) else {
+                    throw ClipSafetyError.malformed("\(container): missing \(shown)\(path)")
                 }
                 return data
             }
             // Data shards: variables/variables.data-KKKKK-of-NNNNN, all K in 0..<N present.
-            let shardPrefix = prefix + "variables/variables.data-"
+            let shardPrefix = "variables/variables.data-"
             var shardNames: [Int: String] = [:]
             var declared: Set<Int> = []
-            for entry in zip.entries where entry.name.hasPrefix(shardPrefix) {
-                let parts = entry.name.dropFirst(shardPrefix.count).split(separator: "-")
+            for name in members where name.hasPrefix(shardPrefix) {
+                let parts = name.dropFirst(shardPrefix.count).split(separator: "-")
                 guard parts.count == 3, parts[1] == "of", let k = Int(parts[0]), let n = Int(parts[2]), k >= 0, k < n else {
-                    throw ClipSafetyError.malformed("SavedModel zip: unexpected data file name '\(entry.name)'")
+                    throw ClipSafetyError.malformed("\(container): unexpected data file name '\(shown)\(name)'")
                 }
                 declared.insert(n)
-                shardNames[k] = String(entry.name.dropFirst(prefix.count))
+                shardNames[k] = name
             }
             guard declared.count == 1, let n = declared.first, shardNames.count == n else {
-                throw ClipSafetyError.malformed("SavedModel zip: variables data shards are missing or inconsistent (\(shardNames.count) files)")
+                throw ClipSafetyError.malformed("\(container): variables data shards are missing or inconsistent (\(shardNames.count) files)")
             }
             savedModel = try member("saved_model.pb")
-            kerasMetadata = try member("keras_metadata.pb")
+            kerasMetadata = members.contains("keras_metadata.pb") ? try member("keras_metadata.pb") : nil
             index = try member("variables/variables.index")
             var shards: [Data] = []
             for k in 0..<n {
                 guard let name = shardNames[k] else {
-                    throw ClipSafetyError.malformed("SavedModel zip: variables data shard \(k) of \(n) is missing")
+                    throw ClipSafetyError.malformed("\(container): variables data shard \(k) of \(n) is missing")
                 }
                 shards.append(try member(name))
             }

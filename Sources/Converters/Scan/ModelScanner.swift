@@ -75,6 +75,9 @@ public enum ModelScanner {
         } else if name == "saved_model.pb" {
             setFormat("savedmodel-pb")
             SavedModelScan.scanGraph(bytes, part: part ?? name, into: &c, limits: limits)
+        } else if ONNXReader.looksLikeModel(bytes), topLevel || (name as NSString).pathExtension.lowercased() == "onnx" {
+            setFormat("onnx")
+            ONNXScan.scan(bytes, part: part, into: &c, limits: limits)
         } else if looksLikePickle(bytes, name: name) {
             setFormat("pickle")
             c.add(PickleWalker.scan(bytes, limits: limits), in: part)

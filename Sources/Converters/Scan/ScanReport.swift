@@ -48,8 +48,10 @@ public struct ScanFinding: Sendable, Equatable {
         case objectArray = "object-array"
         // Keras configs.
         case lambda, customObject = "custom-object", moduleReference = "module-reference", layer
-        // TensorFlow graphs.
+        // TensorFlow graphs and ONNX operators outside the standard domains.
         case op
+        /// An ONNX tensor whose data the runtime reads from another file.
+        case externalData = "external-data"
         // HDF5.
         case softLink = "soft-link", externalLink = "external-link", userLink = "user-defined-link"
         case externalStorage = "external-storage", virtualDataset = "virtual-dataset"

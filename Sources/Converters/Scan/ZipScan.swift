@@ -104,7 +104,7 @@ enum ZipScan {
         return try scanOther(entry, zip: zip, location: location, depth: depth, into: &c, limits: limits)
     }
 
-    /// Any other member: a nested archive, HDF5 file, array or pickle is scanned; a member
+    /// Any other member: a nested archive, HDF5 file, array, pickle or `.onnx` model is scanned; a member
     /// whose first byte could start a protocol 0/1 pickle is walked as one.
     static func scanOther(_ entry: ZipArchive.Entry, zip: ZipArchive, location: String, depth: Int,
                           into c: inout ScanCollector, limits: ReaderLimits) throws -> Bool {
@@ -112,6 +112,7 @@ enum ZipScan {
         let name = (entry.name as NSString).lastPathComponent
         let known = ModelScanner.isZip(head) || head.starts(with: ModelScanner.hdf5Magic) || head.starts(with: ModelScanner.npyMagic)
             || ModelScanner.looksLikePickle(head, name: name)
+            || (name as NSString).pathExtension.lowercased() == "onnx"
         guard known || head.first.flatMap(PickleOp.init(rawValue:)) != nil else { return false }
         ModelScanner.scanContent(try zip.read(entry), name: name, part: location, depth: depth + 1, topLevel: false, into: &c, limits: limits)
         return true

@@ -9,9 +9,10 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The subset of ONNX's model format (onnx/onnx.proto, IR version 8 and later) that clipsafety
-/// writes and reads. Field numbers are those of the official onnx.proto; fields left out here
-/// (training info, functions, sparse initializers, quantisation annotations) are kept by the
-/// decoder as unknown fields and ignored. Regenerate the Swift code with tools/gen-proto.sh.
+/// writes and reads. Field numbers are those of the official onnx.proto. Functions, training
+/// graphs and sparse tensors are decoded so that `scan` sees every node and every external data
+/// reference; fields left out here (quantisation annotations, configuration, type attributes)
+/// are kept by the decoder as unknown fields and ignored. Regenerate the Swift code with tools/gen-proto.sh.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -95,55 +96,155 @@ nonisolated struct Onnx_OperatorSetIdProto: Sendable {
 }
 
 /// The file: IR version, operator sets, producer, the graph and free metadata.
-nonisolated struct Onnx_ModelProto: Sendable {
+nonisolated struct Onnx_ModelProto: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   var irVersion: Int64 {
-    get {_irVersion ?? 0}
-    set {_irVersion = newValue}
+    get {_storage._irVersion ?? 0}
+    set {_uniqueStorage()._irVersion = newValue}
   }
   /// Returns true if `irVersion` has been explicitly set.
-  var hasIrVersion: Bool {self._irVersion != nil}
+  var hasIrVersion: Bool {_storage._irVersion != nil}
   /// Clears the value of `irVersion`. Subsequent reads from it will return its default value.
-  mutating func clearIrVersion() {self._irVersion = nil}
+  mutating func clearIrVersion() {_uniqueStorage()._irVersion = nil}
 
   var producerName: String {
-    get {_producerName ?? String()}
-    set {_producerName = newValue}
+    get {_storage._producerName ?? String()}
+    set {_uniqueStorage()._producerName = newValue}
   }
   /// Returns true if `producerName` has been explicitly set.
-  var hasProducerName: Bool {self._producerName != nil}
+  var hasProducerName: Bool {_storage._producerName != nil}
   /// Clears the value of `producerName`. Subsequent reads from it will return its default value.
-  mutating func clearProducerName() {self._producerName = nil}
+  mutating func clearProducerName() {_uniqueStorage()._producerName = nil}
 
   var producerVersion: String {
-    get {_producerVersion ?? String()}
-    set {_producerVersion = newValue}
+    get {_storage._producerVersion ?? String()}
+    set {_uniqueStorage()._producerVersion = newValue}
   }
   /// Returns true if `producerVersion` has been explicitly set.
-  var hasProducerVersion: Bool {self._producerVersion != nil}
+  var hasProducerVersion: Bool {_storage._producerVersion != nil}
   /// Clears the value of `producerVersion`. Subsequent reads from it will return its default value.
-  mutating func clearProducerVersion() {self._producerVersion = nil}
+  mutating func clearProducerVersion() {_uniqueStorage()._producerVersion = nil}
 
   var domain: String {
-    get {_domain ?? String()}
-    set {_domain = newValue}
+    get {_storage._domain ?? String()}
+    set {_uniqueStorage()._domain = newValue}
   }
   /// Returns true if `domain` has been explicitly set.
-  var hasDomain: Bool {self._domain != nil}
+  var hasDomain: Bool {_storage._domain != nil}
   /// Clears the value of `domain`. Subsequent reads from it will return its default value.
-  mutating func clearDomain() {self._domain = nil}
+  mutating func clearDomain() {_uniqueStorage()._domain = nil}
 
   var modelVersion: Int64 {
-    get {_modelVersion ?? 0}
-    set {_modelVersion = newValue}
+    get {_storage._modelVersion ?? 0}
+    set {_uniqueStorage()._modelVersion = newValue}
   }
   /// Returns true if `modelVersion` has been explicitly set.
-  var hasModelVersion: Bool {self._modelVersion != nil}
+  var hasModelVersion: Bool {_storage._modelVersion != nil}
   /// Clears the value of `modelVersion`. Subsequent reads from it will return its default value.
-  mutating func clearModelVersion() {self._modelVersion = nil}
+  mutating func clearModelVersion() {_uniqueStorage()._modelVersion = nil}
+
+  var docString: String {
+    get {_storage._docString ?? String()}
+    set {_uniqueStorage()._docString = newValue}
+  }
+  /// Returns true if `docString` has been explicitly set.
+  var hasDocString: Bool {_storage._docString != nil}
+  /// Clears the value of `docString`. Subsequent reads from it will return its default value.
+  mutating func clearDocString() {_uniqueStorage()._docString = nil}
+
+  var graph: Onnx_GraphProto {
+    get {_storage._graph ?? Onnx_GraphProto()}
+    set {_uniqueStorage()._graph = newValue}
+  }
+  /// Returns true if `graph` has been explicitly set.
+  var hasGraph: Bool {_storage._graph != nil}
+  /// Clears the value of `graph`. Subsequent reads from it will return its default value.
+  mutating func clearGraph() {_uniqueStorage()._graph = nil}
+
+  var opsetImport: [Onnx_OperatorSetIdProto] {
+    get {_storage._opsetImport}
+    set {_uniqueStorage()._opsetImport = newValue}
+  }
+
+  var metadataProps: [Onnx_StringStringEntryProto] {
+    get {_storage._metadataProps}
+    set {_uniqueStorage()._metadataProps = newValue}
+  }
+
+  var trainingInfo: [Onnx_TrainingInfoProto] {
+    get {_storage._trainingInfo}
+    set {_uniqueStorage()._trainingInfo = newValue}
+  }
+
+  var functions: [Onnx_FunctionProto] {
+    get {_storage._functions}
+    set {_uniqueStorage()._functions = newValue}
+  }
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Graphs a training runtime runs (initialisation and one training step); inference ignores them.
+nonisolated struct Onnx_TrainingInfoProto: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var initialization: Onnx_GraphProto {
+    get {_initialization ?? Onnx_GraphProto()}
+    set {_initialization = newValue}
+  }
+  /// Returns true if `initialization` has been explicitly set.
+  var hasInitialization: Bool {self._initialization != nil}
+  /// Clears the value of `initialization`. Subsequent reads from it will return its default value.
+  mutating func clearInitialization() {self._initialization = nil}
+
+  var algorithm: Onnx_GraphProto {
+    get {_algorithm ?? Onnx_GraphProto()}
+    set {_algorithm = newValue}
+  }
+  /// Returns true if `algorithm` has been explicitly set.
+  var hasAlgorithm: Bool {self._algorithm != nil}
+  /// Clears the value of `algorithm`. Subsequent reads from it will return its default value.
+  mutating func clearAlgorithm() {self._algorithm = nil}
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _initialization: Onnx_GraphProto? = nil
+  fileprivate var _algorithm: Onnx_GraphProto? = nil
+}
+
+/// A model-local function: an operator (domain, name) defined by a body of nodes.
+nonisolated struct Onnx_FunctionProto: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var name: String {
+    get {_name ?? String()}
+    set {_name = newValue}
+  }
+  /// Returns true if `name` has been explicitly set.
+  var hasName: Bool {self._name != nil}
+  /// Clears the value of `name`. Subsequent reads from it will return its default value.
+  mutating func clearName() {self._name = nil}
+
+  var input: [String] = []
+
+  var output: [String] = []
+
+  var attribute: [String] = []
+
+  var node: [Onnx_NodeProto] = []
 
   var docString: String {
     get {_docString ?? String()}
@@ -154,30 +255,70 @@ nonisolated struct Onnx_ModelProto: Sendable {
   /// Clears the value of `docString`. Subsequent reads from it will return its default value.
   mutating func clearDocString() {self._docString = nil}
 
-  var graph: Onnx_GraphProto {
-    get {_graph ?? Onnx_GraphProto()}
-    set {_graph = newValue}
-  }
-  /// Returns true if `graph` has been explicitly set.
-  var hasGraph: Bool {self._graph != nil}
-  /// Clears the value of `graph`. Subsequent reads from it will return its default value.
-  mutating func clearGraph() {self._graph = nil}
-
   var opsetImport: [Onnx_OperatorSetIdProto] = []
 
-  var metadataProps: [Onnx_StringStringEntryProto] = []
+  var domain: String {
+    get {_domain ?? String()}
+    set {_domain = newValue}
+  }
+  /// Returns true if `domain` has been explicitly set.
+  var hasDomain: Bool {self._domain != nil}
+  /// Clears the value of `domain`. Subsequent reads from it will return its default value.
+  mutating func clearDomain() {self._domain = nil}
+
+  var overload: String {
+    get {_overload ?? String()}
+    set {_overload = newValue}
+  }
+  /// Returns true if `overload` has been explicitly set.
+  var hasOverload: Bool {self._overload != nil}
+  /// Clears the value of `overload`. Subsequent reads from it will return its default value.
+  mutating func clearOverload() {self._overload = nil}
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
 
-  fileprivate var _irVersion: Int64? = nil
-  fileprivate var _producerName: String? = nil
-  fileprivate var _producerVersion: String? = nil
-  fileprivate var _domain: String? = nil
-  fileprivate var _modelVersion: Int64? = nil
+  fileprivate var _name: String? = nil
   fileprivate var _docString: String? = nil
-  fileprivate var _graph: Onnx_GraphProto? = nil
+  fileprivate var _domain: String? = nil
+  fileprivate var _overload: String? = nil
+}
+
+/// A sparse tensor: its non-zero values, their indices and the dense shape.
+nonisolated struct Onnx_SparseTensorProto: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  var values: Onnx_TensorProto {
+    get {_storage._values ?? Onnx_TensorProto()}
+    set {_uniqueStorage()._values = newValue}
+  }
+  /// Returns true if `values` has been explicitly set.
+  var hasValues: Bool {_storage._values != nil}
+  /// Clears the value of `values`. Subsequent reads from it will return its default value.
+  mutating func clearValues() {_uniqueStorage()._values = nil}
+
+  var indices: Onnx_TensorProto {
+    get {_storage._indices ?? Onnx_TensorProto()}
+    set {_uniqueStorage()._indices = newValue}
+  }
+  /// Returns true if `indices` has been explicitly set.
+  var hasIndices: Bool {_storage._indices != nil}
+  /// Clears the value of `indices`. Subsequent reads from it will return its default value.
+  mutating func clearIndices() {_uniqueStorage()._indices = nil}
+
+  var dims: [Int64] {
+    get {_storage._dims}
+    set {_uniqueStorage()._dims = newValue}
+  }
+
+  var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// Nodes in topological order, constant tensors, and the typed inputs and outputs.
@@ -198,6 +339,8 @@ nonisolated struct Onnx_GraphProto: Sendable {
   mutating func clearName() {self._name = nil}
 
   var initializer: [Onnx_TensorProto] = []
+
+  var sparseInitializer: [Onnx_SparseTensorProto] = []
 
   var docString: String {
     get {_docString ?? String()}
@@ -391,6 +534,20 @@ nonisolated struct Onnx_AttributeProto: @unchecked Sendable {
   var hasRefAttrName: Bool {_storage._refAttrName != nil}
   /// Clears the value of `refAttrName`. Subsequent reads from it will return its default value.
   mutating func clearRefAttrName() {_uniqueStorage()._refAttrName = nil}
+
+  var sparseTensor: Onnx_SparseTensorProto {
+    get {_storage._sparseTensor ?? Onnx_SparseTensorProto()}
+    set {_uniqueStorage()._sparseTensor = newValue}
+  }
+  /// Returns true if `sparseTensor` has been explicitly set.
+  var hasSparseTensor: Bool {_storage._sparseTensor != nil}
+  /// Clears the value of `sparseTensor`. Subsequent reads from it will return its default value.
+  mutating func clearSparseTensor() {_uniqueStorage()._sparseTensor = nil}
+
+  var sparseTensors: [Onnx_SparseTensorProto] {
+    get {_storage._sparseTensors}
+    set {_uniqueStorage()._sparseTensors = newValue}
+  }
 
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -867,7 +1024,147 @@ nonisolated extension Onnx_OperatorSetIdProto: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Onnx_ModelProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".ModelProto"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ir_version\0\u{3}producer_name\0\u{3}producer_version\0\u{1}domain\0\u{3}model_version\0\u{3}doc_string\0\u{1}graph\0\u{3}opset_import\0\u{4}\u{6}metadata_props\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}ir_version\0\u{3}producer_name\0\u{3}producer_version\0\u{1}domain\0\u{3}model_version\0\u{3}doc_string\0\u{1}graph\0\u{3}opset_import\0\u{4}\u{6}metadata_props\0\u{4}\u{6}training_info\0\u{2}\u{5}functions\0")
+
+  fileprivate class _StorageClass {
+    var _irVersion: Int64? = nil
+    var _producerName: String? = nil
+    var _producerVersion: String? = nil
+    var _domain: String? = nil
+    var _modelVersion: Int64? = nil
+    var _docString: String? = nil
+    var _graph: Onnx_GraphProto? = nil
+    var _opsetImport: [Onnx_OperatorSetIdProto] = []
+    var _metadataProps: [Onnx_StringStringEntryProto] = []
+    var _trainingInfo: [Onnx_TrainingInfoProto] = []
+    var _functions: [Onnx_FunctionProto] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _irVersion = source._irVersion
+      _producerName = source._producerName
+      _producerVersion = source._producerVersion
+      _domain = source._domain
+      _modelVersion = source._modelVersion
+      _docString = source._docString
+      _graph = source._graph
+      _opsetImport = source._opsetImport
+      _metadataProps = source._metadataProps
+      _trainingInfo = source._trainingInfo
+      _functions = source._functions
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularInt64Field(value: &_storage._irVersion) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._producerName) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._producerVersion) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._domain) }()
+        case 5: try { try decoder.decodeSingularInt64Field(value: &_storage._modelVersion) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._docString) }()
+        case 7: try { try decoder.decodeSingularMessageField(value: &_storage._graph) }()
+        case 8: try { try decoder.decodeRepeatedMessageField(value: &_storage._opsetImport) }()
+        case 14: try { try decoder.decodeRepeatedMessageField(value: &_storage._metadataProps) }()
+        case 20: try { try decoder.decodeRepeatedMessageField(value: &_storage._trainingInfo) }()
+        case 25: try { try decoder.decodeRepeatedMessageField(value: &_storage._functions) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._irVersion {
+        try visitor.visitSingularInt64Field(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._producerName {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+      } }()
+      try { if let v = _storage._producerVersion {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+      } }()
+      try { if let v = _storage._domain {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+      } }()
+      try { if let v = _storage._modelVersion {
+        try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._docString {
+        try visitor.visitSingularStringField(value: v, fieldNumber: 6)
+      } }()
+      try { if let v = _storage._graph {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      } }()
+      if !_storage._opsetImport.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._opsetImport, fieldNumber: 8)
+      }
+      if !_storage._metadataProps.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._metadataProps, fieldNumber: 14)
+      }
+      if !_storage._trainingInfo.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._trainingInfo, fieldNumber: 20)
+      }
+      if !_storage._functions.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._functions, fieldNumber: 25)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Onnx_ModelProto, rhs: Onnx_ModelProto) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._irVersion != rhs_storage._irVersion {return false}
+        if _storage._producerName != rhs_storage._producerName {return false}
+        if _storage._producerVersion != rhs_storage._producerVersion {return false}
+        if _storage._domain != rhs_storage._domain {return false}
+        if _storage._modelVersion != rhs_storage._modelVersion {return false}
+        if _storage._docString != rhs_storage._docString {return false}
+        if _storage._graph != rhs_storage._graph {return false}
+        if _storage._opsetImport != rhs_storage._opsetImport {return false}
+        if _storage._metadataProps != rhs_storage._metadataProps {return false}
+        if _storage._trainingInfo != rhs_storage._trainingInfo {return false}
+        if _storage._functions != rhs_storage._functions {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Onnx_TrainingInfoProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".TrainingInfoProto"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}initialization\0\u{1}algorithm\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -875,15 +1172,8 @@ nonisolated extension Onnx_ModelProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularInt64Field(value: &self._irVersion) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self._producerName) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self._producerVersion) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self._domain) }()
-      case 5: try { try decoder.decodeSingularInt64Field(value: &self._modelVersion) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self._docString) }()
-      case 7: try { try decoder.decodeSingularMessageField(value: &self._graph) }()
-      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.opsetImport) }()
-      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.metadataProps) }()
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._initialization) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._algorithm) }()
       default: break
       }
     }
@@ -894,46 +1184,176 @@ nonisolated extension Onnx_ModelProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._irVersion {
-      try visitor.visitSingularInt64Field(value: v, fieldNumber: 1)
+    try { if let v = self._initialization {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
-    try { if let v = self._producerName {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+    try { if let v = self._algorithm {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
-    try { if let v = self._producerVersion {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Onnx_TrainingInfoProto, rhs: Onnx_TrainingInfoProto) -> Bool {
+    if lhs._initialization != rhs._initialization {return false}
+    if lhs._algorithm != rhs._algorithm {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Onnx_FunctionProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".FunctionProto"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{2}\u{3}input\0\u{1}output\0\u{1}attribute\0\u{1}node\0\u{3}doc_string\0\u{3}opset_import\0\u{1}domain\0\u{2}\u{3}overload\0")
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self._name) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.input) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.output) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.attribute) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.node) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self._docString) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.opsetImport) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self._domain) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self._overload) }()
+      default: break
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._name {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 1)
     } }()
-    try { if let v = self._domain {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
-    } }()
-    try { if let v = self._modelVersion {
-      try visitor.visitSingularInt64Field(value: v, fieldNumber: 5)
-    } }()
+    if !self.input.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.input, fieldNumber: 4)
+    }
+    if !self.output.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.output, fieldNumber: 5)
+    }
+    if !self.attribute.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.attribute, fieldNumber: 6)
+    }
+    if !self.node.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.node, fieldNumber: 7)
+    }
     try { if let v = self._docString {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 6)
-    } }()
-    try { if let v = self._graph {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+      try visitor.visitSingularStringField(value: v, fieldNumber: 8)
     } }()
     if !self.opsetImport.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.opsetImport, fieldNumber: 8)
+      try visitor.visitRepeatedMessageField(value: self.opsetImport, fieldNumber: 9)
     }
-    if !self.metadataProps.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.metadataProps, fieldNumber: 14)
+    try { if let v = self._domain {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._overload {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 13)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  static func ==(lhs: Onnx_FunctionProto, rhs: Onnx_FunctionProto) -> Bool {
+    if lhs._name != rhs._name {return false}
+    if lhs.input != rhs.input {return false}
+    if lhs.output != rhs.output {return false}
+    if lhs.attribute != rhs.attribute {return false}
+    if lhs.node != rhs.node {return false}
+    if lhs._docString != rhs._docString {return false}
+    if lhs.opsetImport != rhs.opsetImport {return false}
+    if lhs._domain != rhs._domain {return false}
+    if lhs._overload != rhs._overload {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Onnx_SparseTensorProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  static let protoMessageName: String = _protobuf_package + ".SparseTensorProto"
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0\u{1}indices\0\u{1}dims\0")
+
+  fileprivate class _StorageClass {
+    var _values: Onnx_TensorProto? = nil
+    var _indices: Onnx_TensorProto? = nil
+    var _dims: [Int64] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _values = source._values
+      _indices = source._indices
+      _dims = source._dims
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._values) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._indices) }()
+        case 3: try { try decoder.decodeRepeatedInt64Field(value: &_storage._dims) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      try { if let v = _storage._values {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+      } }()
+      try { if let v = _storage._indices {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if !_storage._dims.isEmpty {
+        try visitor.visitRepeatedInt64Field(value: _storage._dims, fieldNumber: 3)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Onnx_ModelProto, rhs: Onnx_ModelProto) -> Bool {
-    if lhs._irVersion != rhs._irVersion {return false}
-    if lhs._producerName != rhs._producerName {return false}
-    if lhs._producerVersion != rhs._producerVersion {return false}
-    if lhs._domain != rhs._domain {return false}
-    if lhs._modelVersion != rhs._modelVersion {return false}
-    if lhs._docString != rhs._docString {return false}
-    if lhs._graph != rhs._graph {return false}
-    if lhs.opsetImport != rhs.opsetImport {return false}
-    if lhs.metadataProps != rhs.metadataProps {return false}
+  static func ==(lhs: Onnx_SparseTensorProto, rhs: Onnx_SparseTensorProto) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._values != rhs_storage._values {return false}
+        if _storage._indices != rhs_storage._indices {return false}
+        if _storage._dims != rhs_storage._dims {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -941,7 +1361,7 @@ nonisolated extension Onnx_ModelProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Onnx_GraphProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".GraphProto"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}name\0\u{2}\u{3}initializer\0\u{4}\u{5}doc_string\0\u{1}input\0\u{1}output\0\u{3}value_info\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}node\0\u{1}name\0\u{2}\u{3}initializer\0\u{4}\u{5}doc_string\0\u{1}input\0\u{1}output\0\u{3}value_info\0\u{4}\u{2}sparse_initializer\0")
 
   mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -956,6 +1376,7 @@ nonisolated extension Onnx_GraphProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 11: try { try decoder.decodeRepeatedMessageField(value: &self.input) }()
       case 12: try { try decoder.decodeRepeatedMessageField(value: &self.output) }()
       case 13: try { try decoder.decodeRepeatedMessageField(value: &self.valueInfo) }()
+      case 15: try { try decoder.decodeRepeatedMessageField(value: &self.sparseInitializer) }()
       default: break
       }
     }
@@ -987,6 +1408,9 @@ nonisolated extension Onnx_GraphProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.valueInfo.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.valueInfo, fieldNumber: 13)
     }
+    if !self.sparseInitializer.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.sparseInitializer, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -994,6 +1418,7 @@ nonisolated extension Onnx_GraphProto: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.node != rhs.node {return false}
     if lhs._name != rhs._name {return false}
     if lhs.initializer != rhs.initializer {return false}
+    if lhs.sparseInitializer != rhs.sparseInitializer {return false}
     if lhs._docString != rhs._docString {return false}
     if lhs.input != rhs.input {return false}
     if lhs.output != rhs.output {return false}
@@ -1069,7 +1494,7 @@ nonisolated extension Onnx_NodeProto: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".AttributeProto"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}f\0\u{1}i\0\u{1}s\0\u{1}t\0\u{1}g\0\u{1}floats\0\u{1}ints\0\u{1}strings\0\u{1}tensors\0\u{1}graphs\0\u{4}\u{2}doc_string\0\u{2}\u{7}type\0\u{3}ref_attr_name\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}f\0\u{1}i\0\u{1}s\0\u{1}t\0\u{1}g\0\u{1}floats\0\u{1}ints\0\u{1}strings\0\u{1}tensors\0\u{1}graphs\0\u{4}\u{2}doc_string\0\u{2}\u{7}type\0\u{3}ref_attr_name\0\u{3}sparse_tensor\0\u{3}sparse_tensors\0")
 
   fileprivate class _StorageClass {
     var _name: String? = nil
@@ -1086,6 +1511,8 @@ nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf.
     var _docString: String? = nil
     var _type: Onnx_AttributeProto.AttributeType? = nil
     var _refAttrName: String? = nil
+    var _sparseTensor: Onnx_SparseTensorProto? = nil
+    var _sparseTensors: [Onnx_SparseTensorProto] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1110,6 +1537,8 @@ nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf.
       _docString = source._docString
       _type = source._type
       _refAttrName = source._refAttrName
+      _sparseTensor = source._sparseTensor
+      _sparseTensors = source._sparseTensors
     }
   }
 
@@ -1142,6 +1571,8 @@ nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf.
         case 13: try { try decoder.decodeSingularStringField(value: &_storage._docString) }()
         case 20: try { try decoder.decodeSingularEnumField(value: &_storage._type) }()
         case 21: try { try decoder.decodeSingularStringField(value: &_storage._refAttrName) }()
+        case 22: try { try decoder.decodeSingularMessageField(value: &_storage._sparseTensor) }()
+        case 23: try { try decoder.decodeRepeatedMessageField(value: &_storage._sparseTensors) }()
         default: break
         }
       }
@@ -1196,6 +1627,12 @@ nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf.
       try { if let v = _storage._refAttrName {
         try visitor.visitSingularStringField(value: v, fieldNumber: 21)
       } }()
+      try { if let v = _storage._sparseTensor {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 22)
+      } }()
+      if !_storage._sparseTensors.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._sparseTensors, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1219,6 +1656,8 @@ nonisolated extension Onnx_AttributeProto: SwiftProtobuf.Message, SwiftProtobuf.
         if _storage._docString != rhs_storage._docString {return false}
         if _storage._type != rhs_storage._type {return false}
         if _storage._refAttrName != rhs_storage._refAttrName {return false}
+        if _storage._sparseTensor != rhs_storage._sparseTensor {return false}
+        if _storage._sparseTensors != rhs_storage._sparseTensors {return false}
         return true
       }
       if !storagesAreEqual {return false}
