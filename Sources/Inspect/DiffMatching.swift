@@ -42,12 +42,18 @@ enum DiffMatching {
     /// `side` as the converter (and the exporter) would write it; nil when its format is not a
     /// model source that converts. Errors name the file.
     static func transform(_ side: Side, to target: ModelDiff.Target, options: ModelDiff.Options) throws -> Side? {
-        guard let bytes = side.bytes else { return nil }
-        let sources: Set<FileKind> = [.torchZip, .torchLegacy, .kerasH5, .kerasV3, .savedModelZip, .npy]
+        let sources: Set<FileKind> = [.torchZip, .torchLegacy, .kerasH5, .kerasV3, .savedModelZip, .savedModelFolder, .npy]
         guard sources.contains(side.description.format) || (target == .onnxExport && side.description.format == .native) else { return nil }
         return try withFile(side.path) {
             let conversion = ConversionOptions(fileName: side.path, arch: options.arch, limits: options.limits)
-            let model = try ModelLoader.convert(bytes: bytes, options: conversion).model
+            let model: NativeModel
+            if let folder = side.folder {
+                model = try ModelLoader.convert(folder: folder, described: side.description, options: conversion).model
+            } else if let bytes = side.bytes {
+                model = try ModelLoader.convert(bytes: bytes, described: side.description, options: conversion).model
+            } else {
+                return nil
+            }
             switch target {
             case .native:
                 let described = FileDescription(format: .native, tensors: model.tensors.map(DescribedTensor.init))

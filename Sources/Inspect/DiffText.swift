@@ -21,9 +21,21 @@ public enum DiffText {
         layerLines(r.layers, style: style, into: &lines)
         signatureLines(r.signatures, style: style, into: &lines)
         lines.append("")
-        lines.append(r.identical ? style.green("identical" + (r.atol > 0 ? " within --atol \(number(r.atol))" : "")) + " (exit 0)"
-                                 : style.red("the files differ") + " (exit 1)")
+        lines.append(verdict(r, style: style))
         return lines.joined(separator: "\n")
+    }
+
+    /// The last line. Files whose only gap is tensors that could not be read are not called
+    /// different, but they are not vouched for either (exit 1).
+    static func verdict(_ r: DiffReport, style: Styler) -> String {
+        if r.identical { return style.green("identical" + (r.atol > 0 ? " within --atol \(number(r.atol))" : "")) + " (exit 0)" }
+        let s = r.summary
+        let onlyUnread = s.onlyInA == 0 && s.onlyInB == 0 && s.identical + s.notCompared == s.matched
+            && !r.tensors.contains { $0.dtypeChanged || $0.shapeChanged } && (r.layers?.isEmpty ?? true) && (r.signatures?.isEmpty ?? true)
+        if onlyUnread {
+            return style.red("not shown identical: \(s.notCompared) tensor\(s.notCompared == 1 ? "" : "s") could not be compared") + " (exit 1)"
+        }
+        return style.red("the files differ") + " (exit 1)"
     }
 
     static func countLine(_ s: DiffReport.Summary) -> String {

@@ -26,16 +26,29 @@ public enum ModelDiff {
     public struct Side: Sendable {
         public var path: String
         public var description: FileDescription
+        /// The mapped file, for converting it and releasing its pages; nil for a folder and
+        /// for a side made in memory.
         let bytes: Data?
+        /// A SavedModel folder, for converting it.
+        let folder: SavedModelFolder?
 
         public init(path: String, description: FileDescription) {
             self.init(path: path, description: description, bytes: nil)
         }
 
-        init(path: String, description: FileDescription, bytes: Data?) {
+        init(path: String, description: FileDescription, bytes: Data?, folder: SavedModelFolder? = nil) {
             self.path = path
             self.description = description
             self.bytes = bytes
+            self.folder = folder
+        }
+
+        /// A SavedModel folder, described (members read within the limits); errors name it.
+        static func describe(folder path: String, limits: ReaderLimits) throws -> Side {
+            try withFile(path) {
+                let folder = try SavedModelFolder(path: path, limits: limits)
+                return Side(path: path, description: try folder.describe(limits: limits), bytes: nil, folder: folder)
+            }
         }
 
         /// Describes `bytes` of `path`; errors name the file. `detached`: see `detach`.
@@ -98,13 +111,15 @@ public enum ModelDiff {
     /// Maps (within the limits) and describes both files, then compares them; errors name the
     /// file they concern.
     public static func diff(_ pathA: String, _ pathB: String, options: Options = .init()) throws -> DiffReport {
-        let bytesA = try withFile(pathA) { try MappedFile.map(pathA, limits: options.limits) }
-        let bytesB = try withFile(pathB) { try MappedFile.map(pathB, limits: options.limits) }
-        let kindA = try withFile(pathA) { try FormatRegistry.identify(bytesA, limits: options.limits) }
-        let kindB = try withFile(pathB) { try FormatRegistry.identify(bytesB, limits: options.limits) }
-        let detached = hdf5Kinds.contains(kindA) && hdf5Kinds.contains(kindB)
-        let a = try Side.describe(pathA, bytesA, limits: options.limits, detached: detached)
-        let b = try Side.describe(pathB, bytesB, limits: options.limits, detached: detached)
+        let limits = options.limits
+        let isFolder = (SavedModelFolder.isFolder(pathA), SavedModelFolder.isFolder(pathB))
+        let bytesA = isFolder.0 ? nil : try withFile(pathA) { try MappedFile.map(pathA, limits: limits) }
+        let bytesB = isFolder.1 ? nil : try withFile(pathB) { try MappedFile.map(pathB, limits: limits) }
+        let kindA = try bytesA.map { bytes in try withFile(pathA) { try FormatRegistry.identify(bytes, limits: limits) } }
+        let kindB = try bytesB.map { bytes in try withFile(pathB) { try FormatRegistry.identify(bytes, limits: limits) } }
+        let detached = kindA.map(hdf5Kinds.contains) == true && kindB.map(hdf5Kinds.contains) == true
+        let a = try bytesA.map { try Side.describe(pathA, $0, limits: limits, detached: detached) } ?? Side.describe(folder: pathA, limits: limits)
+        let b = try bytesB.map { try Side.describe(pathB, $0, limits: limits, detached: detached) } ?? Side.describe(folder: pathB, limits: limits)
         return try diff(a, b, options: options)
     }
 
@@ -138,6 +153,12 @@ public enum ModelDiff {
             return d
         }
         d.elements = n
+        guard n > 0 else {  // nothing to read, whatever the element type
+            d.compared = true
+            (d.maxAbsDiff, d.maxRelDiff, d.beyondAtol, d.nanMismatches) = (0, 0, 0, 0)
+            d.identical = !d.dtypeChanged && !d.shapeChanged
+            return d
+        }
         guard DType(rawValue: ta.dtype) != nil, DType(rawValue: tb.dtype) != nil else {
             d.note = "values not compared: clipsafety does not compute with \(DType(rawValue: ta.dtype) == nil ? ta.dtype : tb.dtype)"
             return d
@@ -191,11 +212,14 @@ public enum ModelDiff {
     /// Signatures as `key: input → output`, when both files store some.
     static func signatures(_ a: FileDescription, _ b: FileDescription) -> DiffReport.SignatureDiff? {
         guard !a.signatures.isEmpty, !b.signatures.isEmpty else { return nil }
-        func id(_ s: ServingSignature) -> String { "\(s.key): \(s.input.name) → \(s.output.name)" }
+        func names(_ ports: [ServingSignature.Port]) -> String { ports.map(\.name).joined(separator: ", ") }
+        func id(_ s: ServingSignature) -> String { "\(s.key): \(names(s.inputs)) → \(names(s.outputs))" }
         func port(_ p: ServingSignature.Port) -> String {
             "\(p.dtype) [" + (p.shape.map { $0.map { $0.map(String.init) ?? "?" }.joined(separator: ", ") } ?? "…") + "]"
         }
-        func types(_ s: ServingSignature) -> String { "\(port(s.input)) → \(port(s.output))" }
+        func types(_ s: ServingSignature) -> String {
+            s.inputs.map(port).joined(separator: ", ") + " → " + s.outputs.map(port).joined(separator: ", ")
+        }
         let inA = Dictionary(a.signatures.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
         let inB = Dictionary(b.signatures.map { (id($0), $0) }, uniquingKeysWith: { first, _ in first })
         var changed: [DiffReport.SignatureChange] = []

@@ -253,6 +253,7 @@ final class DiffTests: XCTestCase {
         XCTAssertEqual(count.nameB, "layers/normalization/vars/2")
         XCTAssertTrue(count.note?.contains("cannot be read as numbers") == true)
         XCTAssertFalse(r.identical)
+        XCTAssertTrue(DiffText.render(r).hasSuffix("not shown identical: 1 tensor could not be compared (exit 1)"))
         XCTAssertEqual(try schemaViolations(r), [])
     }
 
@@ -337,6 +338,35 @@ final class DiffTests: XCTestCase {
         XCTAssertEqual(t.worstIndex, [1, 1])
         XCTAssertEqual(t.maxAbsDiff ?? 0, 0.5, accuracy: 1e-6)
         XCTAssertEqual(d.summary.valuesDiffer, 1)
+    }
+
+    func testASavedModelZipItsFolderAndItsConversionAreIdentical() throws {
+        let zipPath = try Fixtures.modelFile("clip_autokeras_nsfw_b32.zip")
+        let zip = try ZipArchive(bytes: try Data(contentsOf: URL(fileURLWithPath: zipPath)))
+        var folder: String?
+        for entry in zip.entries where !entry.name.hasSuffix("/") {
+            let path = dir.file("b32/" + entry.name)
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try zip.read(entry).write(to: URL(fileURLWithPath: path))
+            if entry.name.hasSuffix("saved_model.pb") { folder = (path as NSString).deletingLastPathComponent }
+        }
+        let r = try ModelDiff.diff(zipPath, try XCTUnwrap(folder))
+        XCTAssertEqual(r.b.format, "savedmodel-folder")
+        XCTAssertEqual(r.matching.method, .names)
+        XCTAssertEqual(r.signatures?.isEmpty, true, "both store the same serving signature")
+        XCTAssertEqual(r.layers?.isEmpty, true)
+        XCTAssertEqual(r.summary.matched, 20)
+        // The vocabularies' empty string tables compare (no elements); the checkpoint's object
+        // graph is a string clipsafety does not read: not compared, so not vouched for.
+        XCTAssertEqual(r.tensors.filter { !$0.compared }.map(\.name), ["_CHECKPOINTABLE_OBJECT_GRAPH"])
+        XCTAssertEqual(r.summary.identical, 19)
+        XCTAssertFalse(r.identical)
+        XCTAssertTrue(DiffText.render(r).hasSuffix("not shown identical: 1 tensor could not be compared (exit 1)"), DiffText.render(r))
+        let native = dir.file("b32.safetensors")
+        try ModelLoader.load(path: zipPath).write(to: native)
+        let converted = try ModelDiff.diff(try XCTUnwrap(folder), native)
+        XCTAssertEqual(converted.matching.method, .converter)
+        XCTAssertTrue(converted.identical, DiffText.render(converted))
     }
 
     func testASourceThatDoesNotConvertIsMatchedByNameAndSaysWhy() throws {
