@@ -9,7 +9,7 @@ public struct ClipSafetyCommand: ParsableCommand {
         abstract: "Convert, inspect, run and verify CLIP safety heads (NSFW detectors, violence prompts).",
         discussion: ExitStatus.summary,
         version: clipsafetyVersion,
-        subcommands: [Convert.self, Score.self, Select.self, Verify.self, InspectCommand.self, CompareCommand.self, Bench.self, ScanCommand.self])
+        subcommands: [Convert.self, Score.self, Select.self, Verify.self, InspectCommand.self, DiffCommand.self, CompareCommand.self, Bench.self, ScanCommand.self])
 
     public init() {}
 }
