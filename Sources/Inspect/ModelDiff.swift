@@ -51,32 +51,11 @@ public enum ModelDiff {
             }
         }
 
-        /// Describes `bytes` of `path`; errors name the file. `detached`: see `detach`.
-        static func describe(_ path: String, _ bytes: Data, limits: ReaderLimits, detached: Bool) throws -> Side {
+        /// Describes `bytes` of `path`; errors name the file.
+        static func describe(_ path: String, _ bytes: Data, limits: ReaderLimits) throws -> Side {
             try withFile(path) {
-                let description = try FormatRegistry.describe(bytes, limits: limits)
-                return Side(path: path, description: detached ? detach(description, bytes: bytes, limits: limits) : description,
-                            bytes: bytes)
+                Side(path: path, description: try FormatRegistry.describe(bytes, limits: limits), bytes: bytes)
             }
-        }
-
-        /// The description with every tensor reading the file afresh (describe, read one, let
-        /// go), so that no reader stays open between reads. libhdf5 knows every in-memory image
-        /// clipsafety opens by one file name, and opening a second while the first is open
-        /// gives the first's contents: two HDF5-backed files must never be open at once.
-        static func detach(_ d: FileDescription, bytes: Data, limits: ReaderLimits) -> FileDescription {
-            var copy = d
-            copy.tensors = d.tensors.enumerated().map { index, t in
-                let name = t.name  // the closure must not keep `t`, whose reader holds the file open
-                return DescribedTensor(name: name, dtype: t.dtype, shape: t.shape) {
-                    let fresh = try FormatRegistry.describe(bytes, limits: limits).tensors
-                    guard index < fresh.count, fresh[index].name == name else {
-                        throw ClipSafetyError.malformed("the file describes itself differently when read again")
-                    }
-                    return try fresh[index].read()
-                }
-            }
-            return copy
         }
 
         /// Lets the kernel drop the pages of `t` when its bytes are a view into this file's
@@ -105,9 +84,6 @@ public enum ModelDiff {
     /// What a source can be turned into so that names line up.
     enum Target { case native, onnxExport }
 
-    /// Formats read through libhdf5 (see `Side.detach`).
-    static let hdf5Kinds: Set<FileKind> = [.kerasH5, .kerasV3, .hdf5]
-
     /// Maps (within the limits) and describes both files, then compares them; errors name the
     /// file they concern.
     public static func diff(_ pathA: String, _ pathB: String, options: Options = .init()) throws -> DiffReport {
@@ -115,11 +91,8 @@ public enum ModelDiff {
         let isFolder = (SavedModelFolder.isFolder(pathA), SavedModelFolder.isFolder(pathB))
         let bytesA = isFolder.0 ? nil : try withFile(pathA) { try MappedFile.map(pathA, limits: limits) }
         let bytesB = isFolder.1 ? nil : try withFile(pathB) { try MappedFile.map(pathB, limits: limits) }
-        let kindA = try bytesA.map { bytes in try withFile(pathA) { try FormatRegistry.identify(bytes, limits: limits) } }
-        let kindB = try bytesB.map { bytes in try withFile(pathB) { try FormatRegistry.identify(bytes, limits: limits) } }
-        let detached = kindA.map(hdf5Kinds.contains) == true && kindB.map(hdf5Kinds.contains) == true
-        let a = try bytesA.map { try Side.describe(pathA, $0, limits: limits, detached: detached) } ?? Side.describe(folder: pathA, limits: limits)
-        let b = try bytesB.map { try Side.describe(pathB, $0, limits: limits, detached: detached) } ?? Side.describe(folder: pathB, limits: limits)
+        let a = try bytesA.map { try Side.describe(pathA, $0, limits: limits) } ?? Side.describe(folder: pathA, limits: limits)
+        let b = try bytesB.map { try Side.describe(pathB, $0, limits: limits) } ?? Side.describe(folder: pathB, limits: limits)
         return try diff(a, b, options: options)
     }
 
