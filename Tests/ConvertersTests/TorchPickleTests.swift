@@ -271,6 +271,34 @@ final class TorchPickleTests: XCTestCase {
         }
     }
 
+    /// A checkpoint is described from its pickle and storage headers: the element and byte
+    /// limits refuse a tensor when it is read, not the description (`inspect` of a checkpoint
+    /// larger than the limits lists it; converting it still refuses).
+    func testDescriptionReadsNoTensorUntilAsked() throws {
+        var small = ReaderLimits()
+        small.maxTensorElements = 4
+        var fewBytes = ReaderLimits()
+        fewBytes.maxUncompressedBytes = 30
+        for legacy in [false, true] {
+            let pickle = TorchFixtures.stateDictPickle(TorchFixtures.smallHead, legacy: legacy)
+            let bytes = legacy
+                ? TorchFixtures.legacy(pickle: pickle, storages: TorchFixtures.smallLegacyStorages)
+                : try TorchFixtures.zip(pickle: pickle, storages: TorchFixtures.smallStorages, in: dir)
+            let described = try FormatRegistry.describe(bytes, limits: small)
+            XCTAssertEqual(described.tensors.map(\.shape), [[2, 3], [2]])
+            XCTAssertEqual(try described.tensors[1].read().floatValues(), TorchFixtures.bias, "2 elements are within the limit")
+            XCTAssertThrowsError(try described.tensors[0].read()) { XCTAssertEqual(($0 as? ClipSafetyError)?.kind, .limitExceeded) }
+            // 24 + 8 bytes: the second read goes over a 30-byte budget (legacy: storages are
+            // views of the file; a zip's members count against the same limit when inflated).
+            if legacy {
+                let budgeted = try FormatRegistry.describe(bytes, limits: fewBytes)
+                XCTAssertNoThrow(try budgeted.tensors[0].read())
+                XCTAssertThrowsError(try budgeted.tensors[1].read()) { XCTAssertTrue("\($0)".contains("uncompressed limit"), "\($0)") }
+            }
+            XCTAssertThrowsError(try TorchCheckpoint(bytes: bytes, limits: small))
+        }
+    }
+
     func testMaterialisesTransposedView() throws {
         // weight.t(): shape [3, 2], stride [1, 3] over the same 6 floats.
         var t = TorchFixtures.smallHead

@@ -35,16 +35,45 @@ public struct TorchCheckpoint {
 
     /// Reads either container, chosen from the leading bytes.
     public init(bytes: Data, limits: ReaderLimits = .init()) throws {
-        if bytes.prefix(4).elementsEqual(Self.zipMagic) {
-            try self.init(zipBytes: bytes, limits: limits)
-        } else {
-            try self.init(legacyBytes: bytes, limits: limits)
+        try self.init(layout: try Self.layout(bytes: bytes, limits: limits), limits: limits)
+    }
+
+    /// Every tensor of `layout` materialised (each storage read once).
+    init(layout: Layout, limits: ReaderLimits) throws {
+        var storages: [String: Data] = [:]
+        for ref in Self.storageRefs(layout.entries) where storages[ref.key] == nil {
+            storages[ref.key] = try layout.storages.data(ref.key)
         }
+        self.container = layout.container
+        self.values = layout.values
+        self.tensors = try Self.materialise(layout.entries, storages: storages, bigEndian: layout.bigEndian, limits: limits)
+    }
+
+    /// What a checkpoint holds, read from its pickle and storage headers before any storage's
+    /// bytes: `inspect` describes a checkpoint of any size from it, and reads a tensor only
+    /// when asked (`TorchReader`).
+    struct Layout: Sendable {
+        var container: Container
+        /// The tensors' paths and views, in pickle order.
+        var entries: [(String, TorchTensorRef)]
+        var values: [(key: String, value: String)]
+        var bigEndian: Bool
+        /// Each storage's bytes, checked to exist with its declared size when the layout was read.
+        var storages: TorchStorages
+    }
+
+    /// The layout of either container, chosen from the leading bytes.
+    static func layout(bytes: Data, limits: ReaderLimits) throws -> Layout {
+        bytes.prefix(4).elementsEqual(zipMagic) ? try zipLayout(bytes, limits: limits) : try legacyLayout(bytes, limits: limits)
     }
 
     // MARK: - Zip container
 
     init(zipBytes bytes: Data, limits: ReaderLimits) throws {
+        try self.init(layout: try Self.zipLayout(bytes, limits: limits), limits: limits)
+    }
+
+    static func zipLayout(_ bytes: Data, limits: ReaderLimits) throws -> Layout {
         let zip = try ZipArchive(bytes: bytes, limits: limits)
         let pickles = zip.entries.filter { entry in
             let parts = entry.name.split(separator: "/", omittingEmptySubsequences: false)
@@ -57,25 +86,24 @@ public struct TorchCheckpoint {
             throw ClipSafetyError.malformed("torch zip: \(pickles.count) data.pkl records (\(pickles.map(\.name).joined(separator: ", ")))")
         }
         let prefix = String(pickle.name.dropLast("data.pkl".count))
-        try Self.checkVersion(zip, prefix: prefix)
-        let bigEndian = try Self.byteOrderIsBig(zip, prefix: prefix)
+        try checkVersion(zip, prefix: prefix)
+        let bigEndian = try byteOrderIsBig(zip, prefix: prefix)
         let root = try TorchPickleReader.read(bytes: try zip.read(pickle), limits: limits)
-        let (entries, values) = Self.flatten(root)
-        var storages: [String: Data] = [:]
-        for ref in Self.storageRefs(entries) where storages[ref.key] == nil {
+        let (entries, values) = flatten(root)
+        var records: [String: ZipArchive.Entry] = [:]
+        for ref in storageRefs(entries) where records[ref.key] == nil {
             let name = prefix + "data/" + ref.key
             guard let entry = zip.entry(named: name) else {
                 throw ClipSafetyError.malformed("torch zip: persistent id names storage '\(ref.key)', but the archive has no record \(name)")
             }
-            let expected = ref.numel * ref.dtype.byteSize  // numel ≤ maxTensorElements: no overflow
+            let expected = ref.numel * ref.dtype.byteSize  // numel ≤ 2⁴⁸ (TorchPickleReader): no overflow
             guard entry.uncompressedSize == expected else {
                 throw ClipSafetyError.malformed("torch zip: storage '\(ref.key)' declares \(ref.numel) \(ref.dtype.rawValue) elements (\(expected) bytes); its record has \(entry.uncompressedSize)")
             }
-            storages[ref.key] = try zip.read(entry)
+            records[ref.key] = entry
         }
-        self.container = .zip
-        self.values = values
-        self.tensors = try Self.materialise(entries, storages: storages, bigEndian: bigEndian, limits: limits)
+        return Layout(container: .zip, entries: entries, values: values, bigEndian: bigEndian,
+                      storages: TorchStorages(zip: zip, records: records))
     }
 
     private static func checkVersion(_ zip: ZipArchive, prefix: String) throws {
@@ -103,23 +131,28 @@ public struct TorchCheckpoint {
     // MARK: - Legacy container
 
     init(legacyBytes bytes: Data, limits: ReaderLimits) throws {
+        try self.init(layout: try Self.legacyLayout(bytes, limits: limits), limits: limits)
+    }
+
+    /// The storages are views of `bytes`, found by walking their records (nothing copied).
+    static func legacyLayout(_ bytes: Data, limits: ReaderLimits) throws -> Layout {
         var cursor = ByteCursor(bytes)
-        guard case .bigInt(let magic) = try TorchPickleReader.read(&cursor, limits: limits), magic == Self.legacyMagic else {
+        guard case .bigInt(let magic) = try TorchPickleReader.read(&cursor, limits: limits), magic == legacyMagic else {
             throw ClipSafetyError.malformed("torch legacy: the first pickle is not torch's magic number")
         }
         guard case .int(let proto) = try TorchPickleReader.read(&cursor, limits: limits) else {
             throw ClipSafetyError.malformed("torch legacy: the second pickle is not a protocol version")
         }
-        guard proto == Self.legacyProtocolVersion else {
-            throw ClipSafetyError.unsupported("torch legacy: protocol version \(proto) (supported: \(Self.legacyProtocolVersion))")
+        guard proto == legacyProtocolVersion else {
+            throw ClipSafetyError.unsupported("torch legacy: protocol version \(proto) (supported: \(legacyProtocolVersion))")
         }
-        let bigEndian = try Self.legacySystemIsBigEndian(try TorchPickleReader.read(&cursor, limits: limits))
+        let bigEndian = try legacySystemIsBigEndian(try TorchPickleReader.read(&cursor, limits: limits))
         let root = try TorchPickleReader.read(&cursor, limits: limits)
-        let (entries, values) = Self.flatten(root)
-        let keys = try Self.storageKeyList(try TorchPickleReader.read(&cursor, limits: limits))
+        let (entries, values) = flatten(root)
+        let keys = try storageKeyList(try TorchPickleReader.read(&cursor, limits: limits))
 
         var declared: [String: TorchStorageRef] = [:]
-        for ref in Self.storageRefs(entries) { declared[ref.key] = ref }
+        for ref in storageRefs(entries) { declared[ref.key] = ref }
         var storages: [String: Data] = [:]
         for key in keys {
             guard let ref = declared[key] else {
@@ -146,9 +179,8 @@ public struct TorchCheckpoint {
         guard cursor.isAtEnd else {
             throw ClipSafetyError.malformed("torch legacy: \(cursor.remaining) bytes after the last storage")
         }
-        self.container = .legacy
-        self.values = values
-        self.tensors = try Self.materialise(entries, storages: storages, bigEndian: bigEndian, limits: limits)
+        return Layout(container: .legacy, entries: entries, values: values, bigEndian: bigEndian,
+                      storages: TorchStorages(views: storages))
     }
 
     /// The system-info dict: `little_endian` decides the byte order of counts and storages.
@@ -244,13 +276,9 @@ public struct TorchCheckpoint {
 
     static func materialise(_ entries: [(String, TorchTensorRef)], storages: [String: Data],
                             bigEndian: Bool, limits: ReaderLimits) throws -> [Tensor] {
-        var firstRef: [String: TorchStorageRef] = [:]
+        try checkStorageRefs(entries)
         var total = 0
         return try entries.map { name, ref in
-            if let first = firstRef[ref.storage.key], first != ref.storage {
-                throw ClipSafetyError.malformed("torch: storage '\(ref.storage.key)' is declared twice with different types or sizes")
-            }
-            firstRef[ref.storage.key] = ref.storage
             guard let storage = storages[ref.storage.key] else {
                 throw ClipSafetyError.malformed("torch: tensor '\(name)' uses storage '\(ref.storage.key)', which the file does not hold")
             }
@@ -264,17 +292,15 @@ public struct TorchCheckpoint {
         }
     }
 
-    /// Copies the elements of a strided view into C order, after checking that every element
-    /// it addresses lies inside the storage.
-    static func tensor(name: String, ref: TorchTensorRef, storage: Data, bigEndian: Bool, limits: ReaderLimits) throws -> Tensor {
+    /// The view's element and byte counts, after checking that its shape does not overflow
+    /// and that every element it addresses lies inside its storage (`storageBytes`, by default
+    /// what the storage declares: the readers check records against that before any read).
+    static func checkView(name: String, ref: TorchTensorRef, storageBytes: Int? = nil) throws -> (count: Int, bytes: Int) {
         let width = ref.dtype.byteSize
         guard let (count, byteCount) = checkedByteCount(shape: ref.shape, dtype: width) else {
             throw ClipSafetyError.malformed("torch: tensor '\(name)' has shape \(ref.shape), which overflows")
         }
-        guard count <= limits.maxTensorElements else {
-            throw ClipSafetyError.limitExceeded("torch: tensor '\(name)' has \(count) elements, above the limit of \(limits.maxTensorElements)")
-        }
-        let available = storage.count / width  // elements of the tensor's dtype in the storage
+        let available = (storageBytes ?? ref.storage.numel * ref.storage.dtype.byteSize) / width  // elements of the tensor's dtype
         if count > 0 {
             // The last element addressed: offset + Σ (size_i − 1)·stride_i, with overflow checks.
             var last = ref.offset
@@ -289,6 +315,28 @@ public struct TorchCheckpoint {
             guard last < available else {
                 throw ClipSafetyError.malformed("torch: tensor '\(name)' (shape \(ref.shape), stride \(ref.strides), offset \(ref.offset)) reaches element \(last) of storage '\(ref.storage.key)', which holds \(available)")
             }
+        }
+        return (count, byteCount)
+    }
+
+    /// Every tensor naming one storage key must declare it alike (type and size).
+    static func checkStorageRefs(_ entries: [(String, TorchTensorRef)]) throws {
+        var firstRef: [String: TorchStorageRef] = [:]
+        for (_, ref) in entries {
+            if let first = firstRef[ref.storage.key], first != ref.storage {
+                throw ClipSafetyError.malformed("torch: storage '\(ref.storage.key)' is declared twice with different types or sizes")
+            }
+            firstRef[ref.storage.key] = ref.storage
+        }
+    }
+
+    /// Copies the elements of a strided view into C order, after checking that every element
+    /// it addresses lies inside the storage.
+    static func tensor(name: String, ref: TorchTensorRef, storage: Data, bigEndian: Bool, limits: ReaderLimits) throws -> Tensor {
+        let width = ref.dtype.byteSize
+        let (count, byteCount) = try checkView(name: name, ref: ref, storageBytes: storage.count)
+        guard count <= limits.maxTensorElements else {
+            throw ClipSafetyError.limitExceeded("torch: tensor '\(name)' has \(count) elements, above the limit of \(limits.maxTensorElements)")
         }
         var data: Data
         if count == 0 {
@@ -357,5 +405,38 @@ public struct TorchCheckpoint {
             }
         }
         return out
+    }
+}
+
+/// The storages of a checkpoint, read when asked: views of the file for the legacy container,
+/// zip records (read through the archive's uncompressed budget) for the zip container. Reads
+/// of a zip are serialised: the archive is not built for concurrent use.
+final class TorchStorages: @unchecked Sendable {
+    private let zip: ZipArchive?
+    private let records: [String: ZipArchive.Entry]
+    private let views: [String: Data]
+    private let lock = NSLock()
+
+    init(zip: ZipArchive, records: [String: ZipArchive.Entry]) {
+        self.zip = zip
+        self.records = records
+        self.views = [:]
+    }
+
+    init(views: [String: Data]) {
+        self.zip = nil
+        self.records = [:]
+        self.views = views
+    }
+
+    /// Storage `key`'s bytes.
+    func data(_ key: String) throws -> Data {
+        if let view = views[key] { return view }
+        guard let zip, let entry = records[key] else {
+            throw ClipSafetyError.malformed("torch: no storage '\(key)' in the file")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        return try zip.read(entry)
     }
 }

@@ -671,6 +671,10 @@ struct TorchPickleReader {
         }
     }
 
+    /// 2⁴⁸ elements (of at most 16 bytes): far beyond any file, small enough that byte counts
+    /// cannot overflow.
+    static let maxStorageElements: Int64 = 1 << 48
+
     /// A persistent id: `('storage', <storage type>, key, location, numel[, view_metadata])`.
     private func persistentStorage(_ pid: PickleValue) throws -> TorchStorageRef {
         guard case .tuple(let t, _) = pid, t.count == 5 || t.count == 6 else {
@@ -693,8 +697,11 @@ struct TorchPickleReader {
         guard case .int(let numel) = t[4], numel >= 0 else {
             throw ClipSafetyError.malformed("pickle: persistent id at offset \(opStart): numel is not a non-negative int")
         }
-        guard numel <= Int64(limits.maxTensorElements) else {
-            throw ClipSafetyError.limitExceeded("pickle: storage '\(key)' declares an element count above the limit of \(limits.maxTensorElements)")
+        // Only a bound that keeps byte counts from overflowing: a storage is described whatever
+        // its size (the readers check its record against the file), and the element limit
+        // applies when a tensor is read.
+        guard numel <= Self.maxStorageElements else {
+            throw ClipSafetyError.limitExceeded("pickle: storage '\(key)' declares \(numel) elements, more than any file can hold")
         }
         if t.count == 6, case .none = t[5] {} else if t.count == 6 {
             throw ClipSafetyError.unsupported("pickle: storage '\(key)' is a view of another storage (torch < 0.4 files)")
