@@ -316,11 +316,15 @@ enum NpyHeader {
         var descr: String?
         var fortran: Bool?
         var shape: [Int]?
+        var seen = Set<String>()
         try expect("{")
         while true {
             skipSpace()
             if s.first == "}" { s.removeFirst(); break }
             let key = try string()
+            guard seen.insert(key).inserted else {
+                throw fail("names '\(key)' twice (NumPy would keep the last, a strict reader the first)")
+            }
             try expect(":")
             skipSpace()
             switch key {
