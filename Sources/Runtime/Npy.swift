@@ -330,7 +330,7 @@ enum NpyHeader {
             switch key {
             case "descr":
                 guard s.first == "'" || s.first == "\"" else {
-                    throw ClipSafetyError.unsupported("npy: structured dtypes are not supported")
+                    throw ClipSafetyError.unsupported("npy: header descr is not a string literal (structured dtypes and expressions are not supported)")
                 }
                 descr = try string()
             case "fortran_order":

@@ -205,6 +205,42 @@ final class HostileRound3Tests: XCTestCase {
         XCTAssertNoThrow(try Scorer(model: small))
     }
 
+    // MARK: - HDF5: deflate bombs inside chunks
+
+    func testAnHDF5ChunkWhoseDeflateStreamInflatesPastItsSizeIsRefused() throws {
+        // An extra dataset of 16 384 incompressible floats in one deflated 64 KiB chunk.
+        let n = 16_384
+        let values = (0..<n).map { i in (sin(Double(i) * 12.9898) * 43758.5453).truncatingRemainder(dividingBy: 1) }
+        let good = try KerasFixture.legacyH5([dense], width: 4) { w in
+            try w.floats("/noise", shape: [n], values, storage: .init(chunks: [n], deflate: true))
+        }
+        XCTAssertNoThrow(try convertModel(bytes: good, options: ConversionOptions(fileName: "m.h5")))
+        // Its B-tree's first key: chunk size (4 bytes), filter mask (4), two 8-byte offsets, then
+        // the chunk's address.
+        let node = try XCTUnwrap(HDF5PreflightTests.offsets(of: Data("TREE".utf8), in: good).first { good[$0 + 4] == 1 })
+        let key = node + 8 + 16
+        let size = Int(good[key..<(key + 4)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        let address = Int(good[(key + 24)..<(key + 32)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        // A zlib stream of zeros as long as the stored chunk: 160 times the chunk's 64 KiB.
+        let bomb = Data([0x78, 0x9c]) + HostileZip.deflatedZeros(matches: (size - 8) * 8 / 13)
+        XCTAssertLessThanOrEqual(bomb.count, size)
+        var bytes = good
+        bytes.replaceSubrange(address..<(address + bomb.count), with: bomb)
+        HDF5PreflightTests.put(UInt32(bomb.count), in: &bytes, at: key)
+        timed("deflate bomb") {
+            _ = assertClipSafetyError([.malformed], containing: "deflate bomb", "bomb") {
+                try convertModel(bytes: bytes, options: ConversionOptions(fileName: "m.h5"))
+            }
+        }
+        // A stream cut short and one that is not zlib at all.
+        var cut = good
+        HDF5PreflightTests.put(UInt32(size / 2), in: &cut, at: key)
+        assertClipSafetyError([.malformed], containing: "ends before") { try convertModel(bytes: cut, options: ConversionOptions(fileName: "m.h5")) }
+        var garbage = good
+        garbage.replaceSubrange(address..<(address + 4), with: [0xff, 0xff, 0xff, 0xff])
+        assertClipSafetyError([.malformed], containing: "zlib") { try convertModel(bytes: garbage, options: ConversionOptions(fileName: "m.h5")) }
+    }
+
     // MARK: - SavedModel
 
     private func savedModelZip() throws -> Data {

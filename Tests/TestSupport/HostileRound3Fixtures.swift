@@ -43,6 +43,8 @@ public enum HostileRound3 {
         public var extra = Data()
         /// Replace the 32-bit sizes by 0xffffffff (a zip64 extra then gives them).
         public var zip64Sizes = false
+        /// Deflated member: `data` is the raw deflate stream of `inflated` bytes with this CRC.
+        public var deflated: (size: Int, crc: UInt32)?
 
         public init(_ name: String, _ data: Data) {
             self.name = name
@@ -55,11 +57,12 @@ public enum HostileRound3 {
         var central = Data()
         for m in members {
             let offset = UInt32(out.count)
-            let crc = crc32(m.data)
+            let crc = m.deflated?.crc ?? crc32(m.data)
             let size: UInt32 = m.zip64Sizes ? 0xffff_ffff : UInt32(m.data.count)
+            let inflated: UInt32 = m.zip64Sizes ? 0xffff_ffff : UInt32(m.deflated?.size ?? m.data.count)
             func common(_ d: inout Data, name: Data) {
-                d.le16(m.zip64Sizes ? 45 : 20); d.le16(m.flags); d.le16(0); d.le16(0); d.le16(0x21)
-                d.le32(crc); d.le32(size); d.le32(size)
+                d.le16(m.zip64Sizes ? 45 : 20); d.le16(m.flags); d.le16(m.deflated == nil ? 0 : 8); d.le16(0); d.le16(0x21)
+                d.le32(crc); d.le32(size); d.le32(inflated)
                 d.le16(UInt16(name.count)); d.le16(UInt16(m.extra.count))
             }
             let localName = Data((m.localName ?? m.name).utf8)
@@ -112,6 +115,55 @@ public enum HostileRound3 {
         var c: UInt32 = 0xffff_ffff
         for b in data { c = table[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
         return ~c
+    }
+
+    /// A raw deflate stream of `prefix` (one stored block) then `zeros` zero bytes (fixed
+    /// Huffman: a literal 0, then back-references of 258 at distance 1), and its CRC-32.
+    public static func deflated(prefix: Data, zeros: Int) -> (stream: Data, size: Int, crc: UInt32) {
+        var out = Data([0x00])  // BFINAL 0, BTYPE 00, padded to the byte
+        out.le16(UInt16(prefix.count)); out.le16(~UInt16(prefix.count))
+        out.append(prefix)
+        var acc: UInt64 = 0, bits = 0
+        func put(_ value: UInt64, _ count: Int) {
+            acc |= value << UInt64(bits); bits += count
+            while bits >= 8 { out.append(UInt8(acc & 0xff)); acc >>= 8; bits -= 8 }
+        }
+        func code(_ c: UInt64, _ count: Int) {  // Huffman codes go most significant bit first
+            var r: UInt64 = 0
+            for i in 0..<count where c & (1 << UInt64(i)) != 0 { r |= 1 << UInt64(count - 1 - i) }
+            put(r, count)
+        }
+        put(1, 1); put(1, 2)
+        var left = zeros
+        if left > 0 { code(0x30, 8); left -= 1 }  // literal 0
+        while left >= 258 { code(0xC5, 8); code(0, 5); left -= 258 }  // length 258, distance 1
+        while left > 0 { code(0x30, 8); left -= 1 }
+        code(0, 7)  // end of block
+        if bits > 0 { out.append(UInt8(acc & 0xff)) }
+        // CRC of prefix + zeros, zeros folded in blocks.
+        var table = [UInt32](repeating: 0, count: 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0xedb8_8320 : c >> 1 }
+            table[i] = c
+        }
+        var c: UInt32 = 0xffff_ffff
+        for b in prefix { c = table[Int((c ^ UInt32(b)) & 0xff)] ^ (c >> 8) }
+        for _ in 0..<zeros { c = table[Int(c & 0xff)] ^ (c >> 8) }
+        return (out, prefix.count + zeros, ~c)
+    }
+
+    /// A reference `.npz` whose `inputs` are `rows` × `width` float32 zeros and whose `outputs`
+    /// are `rows` × `outputs` zeros, both deflated (about 1/160 of their size).
+    public static func zeroReference(rows: Int, width: Int, outputs: Int) -> Data {
+        func member(_ name: String, _ shape: String, _ count: Int) -> ZipMember {
+            let header = npy(header: "{'descr': '<f4', 'fortran_order': False, 'shape': \(shape), }", data: Data())
+            let d = deflated(prefix: header, zeros: count * 4)
+            var m = ZipMember(name, d.stream)
+            m.deflated = (d.size, d.crc)
+            return m
+        }
+        return zip([member("inputs.npy", "(\(rows), \(width))", rows * width), member("outputs.npy", "(\(rows), \(outputs))", rows * outputs)])
     }
 
     // MARK: - Torch checkpoints
@@ -298,7 +350,7 @@ public enum HostileRound3 {
     }
 
     /// A float16 embedding matrix of `rows` × `width` whose row 1 holds NaN payloads (quiet,
-    /// signalling, negative) and whose other rows are finite.
+    /// signalling, negative) and whose other rows are ±0.5 (unit rows at width 4).
     public static func float16NaNEmbeddings(rows: Int = 3, width: Int) -> Data {
         var d = Data()
         for r in 0..<rows {
@@ -306,7 +358,7 @@ public enum HostileRound3 {
                 if r == 1 {
                     d.le16([0x7E01, 0x7C01, 0xFE55, 0x7FFF][c % 4])
                 } else {
-                    d.le16(Float16(Float(c % 7) * 0.01 - 0.02).bitPattern)
+                    d.le16(Float16(c % 2 == 0 ? 0.5 : -0.5).bitPattern)  // unit rows at width 4
                 }
             }
         }

@@ -559,11 +559,11 @@ struct TorchPickleReader {
     }
 
     private func append(_ values: [PickleValue], to list: PickleList) throws {
-        if values.contains(where: { if case .list(let l) = $0 { return l === list } else { return false } }) {
-            throw ClipSafetyError.malformed("pickle: offset \(opStart) appends a list to itself (a cycle)")
-        }
         guard !list.frozen else {
             throw ClipSafetyError.malformed("pickle: offset \(opStart) changes a list already placed inside another value")
+        }
+        if values.contains(where: { if case .list(let l) = $0 { return l === list } else { return false } }) {
+            throw ClipSafetyError.malformed("pickle: offset \(opStart) appends a list to itself (a cycle)")
         }
         for v in values {
             let d = freeze(v) + 1
@@ -577,11 +577,11 @@ struct TorchPickleReader {
         guard flat.count % 2 == 0 else {
             throw ClipSafetyError.malformed("pickle: SETITEMS at offset \(opStart) with an odd number (\(flat.count)) of keys and values")
         }
-        if flat.contains(where: { if case .dict(let d) = $0 { return d === dict } else { return false } }) {
-            throw ClipSafetyError.malformed("pickle: offset \(opStart) puts a dict inside itself (a cycle)")
-        }
         guard !dict.frozen else {
             throw ClipSafetyError.malformed("pickle: offset \(opStart) changes a dict already placed inside another value")
+        }
+        if flat.contains(where: { if case .dict(let d) = $0 { return d === dict } else { return false } }) {
+            throw ClipSafetyError.malformed("pickle: offset \(opStart) puts a dict inside itself (a cycle)")
         }
         var i = 0
         while i < flat.count {
@@ -713,7 +713,7 @@ struct TorchPickleReader {
         case (.tensor, .dict(let d)) where d.keys.isEmpty:
             _ = freeze(state)
         case (.dict, _), (.tensor, _):
-            throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) sets a \(state.typeName) state on a \(target.typeName); torch state dicts set only attribute dicts (a tensor's would replace its data)")
+            throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) sets a state of type \(state.typeName) on a \(target.typeName); torch state dicts set only attribute dicts (a tensor's would replace its data)")
         default:
             throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) on a \(target.typeName)")
         }
