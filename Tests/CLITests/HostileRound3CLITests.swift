@@ -7,7 +7,8 @@ import Converters
 /// Issue 20, point 7, end to end: every round-3 fixture through the real binary, timed and
 /// measured by `/usr/bin/time` (peak resident set). Invalid files: exit 65 and one stderr line
 /// `clipsafety: <path>: <reason>`, nothing written. Valid ones: exit 0. Every run: under 30 s and
-/// 512 MiB. Set CLIPSAFETY_HOSTILE_TABLE=1 to print the measurements as a Markdown table.
+/// 512 MiB. Set CLIPSAFETY_HOSTILE_TABLE=1 to print the measurements as a Markdown table, and
+/// CLIPSAFETY_HOSTILE_DUMP=<folder> to keep the fixtures.
 final class HostileRound3CLITests: XCTestCase {
     var dir: TemporaryDirectory!
     var inputs: String!
@@ -91,6 +92,10 @@ final class HostileRound3CLITests: XCTestCase {
     private func write(_ name: String, _ bytes: Data) throws -> String {
         let path = inputs + "/" + name
         try bytes.write(to: URL(fileURLWithPath: path))
+        // CLIPSAFETY_HOSTILE_DUMP=<folder> keeps a copy, to run other builds on the same files.
+        if let folder = ProcessInfo.processInfo.environment["CLIPSAFETY_HOSTILE_DUMP"] {
+            try bytes.write(to: URL(fileURLWithPath: folder + "/" + name))
+        }
         return path
     }
 
