@@ -308,9 +308,9 @@ final class HostileRound3Tests: XCTestCase {
             var filler = Tensorflow_NodeDef(); filler.op = "NoOp"
             m.metaGraphs[0].graphDef.node += (0..<1_000_000).map { i in var n = filler; n.name = "n\(i)"; return n }
         }
-        let start = Date()
-        _ = try? convertModel(bytes: million, options: ConversionOptions(fileName: "m.zip"))
-        XCTAssertLessThan(Date().timeIntervalSince(start), 30)
+        // 1.1 M messages, under the budget: pointless but valid, so it converts.
+        let model = try timed("10^6 nodes") { try convertModel(bytes: million, options: ConversionOptions(fileName: "m.zip")) }
+        XCTAssertEqual(model.graph.count, 9)
         // A second MetaGraphDef whose graph holds 20M empty NodeDefs: 40 MB of `0a 00`.
         let empties = try savedModel { data in
             var graph = Data(); graph.reserveCapacity(40_000_000)
