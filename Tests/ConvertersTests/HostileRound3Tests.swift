@@ -9,8 +9,8 @@ import Runtime
 /// has its own fixture; invalid ones must be refused with a ClipSafetyError naming the reason
 /// within a bounded time, valid ones must read to the values their writer meant.
 final class HostileRound3Tests: XCTestCase {
-    /// Every refusal here must come well inside the contract's 30 s (debug build, shared CPU).
-    static let timeBudget: TimeInterval = 15
+    /// Every refusal here must come inside the contract's 30 s, even in a debug build on a shared CPU.
+    static let timeBudget: TimeInterval = 25
 
     private func timed<T>(_ label: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T) rethrows -> T {
         let start = Date()
