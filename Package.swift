@@ -41,6 +41,9 @@ let package = Package(
         .systemLibrary(
             name: "CSnappy", pkgConfig: "snappy",
             providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(
+            name: "CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
 
         // CPU-specific kernels chosen at run time (F16C widening); plain C, no flags.
         .target(name: "CKernels"),
@@ -50,7 +53,7 @@ let package = Package(
         .target(
             name: "Converters",
             dependencies: [
-                "Core", "Runtime", "CZip", "CHDF5",
+                "Core", "Runtime", "CZip", "CHDF5", "CZlib",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -74,6 +74,7 @@ public struct FileScoring: Sendable {
     private func score(_ embeddings: NpyArray, with scorer: Scorer, checker: inout InputChecker, into writer: ScoreSink,
                        progress: (Int, Int) -> Void) throws {
         let rows = embeddings.shape[0]
+        let batch = scorer.rowsPerBatch(self.batch)
         let workspace = scorer.makeWorkspace(rows: min(batch, rows))
         var start = 0
         while start < rows {

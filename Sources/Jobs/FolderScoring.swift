@@ -128,7 +128,7 @@ public struct FolderScoring {
     private func openHeads() throws -> [Head] {
         let heads = try modelPaths.map { path -> Head in
             let scorer = try ScorerLoader.open(path, limits: limits, threads: threads)
-            return Head(path: path, scorer: scorer, workspace: scorer.makeWorkspace(rows: batch))
+            return Head(path: path, scorer: scorer, workspace: scorer.makeWorkspace(rows: scorer.rowsPerBatch(batch)))
         }
         try checkWidths(heads)
         return heads
@@ -257,6 +257,7 @@ public struct FolderScoring {
     private func scoreRows(of embeddings: NpyArray, heads: [Head], checker: inout InputChecker, into output: ShardOutput,
                            rowBytes: Int, observer: FolderObserver) throws {
         let rows = embeddings.shape[0]
+        let batch = heads.map(\.workspace.rows).min() ?? self.batch  // fitted to the widest head
         let columns = heads.reduce(0) { $0 + $1.scorer.outputWidth }
         var buffer = [Float](repeating: 0, count: output.isNpy ? Swift.min(batch, rows) * columns : 0)
         let halves = HalfWidening(rows: Swift.min(batch, rows), columns: embeddings.shape[1])

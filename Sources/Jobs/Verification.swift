@@ -37,6 +37,24 @@ public struct Verification: Sendable {
 
 /// The comparison of a model's outputs with a reference, computed once, printed twice.
 public struct VerificationReport: Sendable {
+    /// The reference inputs scored batch by batch (as `score` does), so that a large reference
+    /// needs one batch's workspace, not one the size of the whole input.
+    static func score(_ inputs: NpyArray, rows n: Int, with scorer: Scorer, checker: inout InputChecker) throws -> ScoreResult {
+        let step = scorer.rowsPerBatch(4096)
+        let workspace = scorer.makeWorkspace(rows: Swift.min(step, n))
+        var all = try inputs.withRows(0, Swift.min(step, n)) { try checker.score($0, with: scorer, workspace: workspace) }
+        var start = all.rows
+        while start < n {
+            let count = Swift.min(step, n - start)
+            let part = try inputs.withRows(start, count) { try checker.score($0, with: scorer, workspace: workspace) }
+            all.rows += part.rows
+            all.scores += part.scores
+            if let l = part.labels { all.labels?.append(contentsOf: l) }
+            start += count
+        }
+        return all
+    }
+
     public var rows: Int
     public var columns: Int
     public var atol: Double
@@ -73,7 +91,7 @@ public struct VerificationReport: Sendable {
         self.columns = k
         self.atol = atol
         self.rtol = rtol
-        let result = try inputs.withRows(0, n) { try checker.score($0, with: scorer) }
+        let result = try Self.score(inputs, rows: n, with: scorer, checker: &checker)
         let expected = outputs.floatValues()
         compareValues(result, expected)
         if let ours = result.labels {

@@ -38,6 +38,17 @@ extension Scorer {
         try score(batch, workspace: makeWorkspace(rows: batch.rows))
     }
 
+    /// Bytes a batch's workspace and scores may take together (`rowsPerBatch`).
+    public static let batchMemoryBudget = 128 << 20
+
+    /// `requested` rows, or fewer when a model's wide activations would make the workspace
+    /// (two Float32 buffers of the widest activation) and the scores of that many rows take
+    /// more than `batchMemoryBudget`: a hostile graph cannot size memory by its widths.
+    public func rowsPerBatch(_ requested: Int) -> Int {
+        let bytesPerRow = (2 * maxWidth + outputWidth + 1) * MemoryLayout<Float>.size
+        return Swift.max(1, Swift.min(requested, Self.batchMemoryBudget / bytesPerRow))
+    }
+
     /// Scratch memory for batches of up to `rows` rows, to reuse across calls (one per thread).
     public func makeWorkspace(rows: Int) -> ScoreWorkspace {
         ScoreWorkspace(rows: rows, width: maxWidth)

@@ -11,6 +11,9 @@ extension NativeModel {
         if let limits { try checkLimits(limits) }
         guard card.embeddingDim > 0 else { throw ClipSafetyError.mismatch("model card: embedding_dim must be positive") }
         guard !graph.isEmpty else { throw ClipSafetyError.mismatch("graph: no ops") }
+        guard card.embeddingDim <= Self.maxActivationWidth else {
+            throw ClipSafetyError.limitExceeded("model card: embedding_dim \(card.embeddingDim) is above \(Self.maxActivationWidth) columns")
+        }
         var chain = ShapeChain(width: card.embeddingDim, tensors: Dictionary(tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }))
         for (index, op) in graph.enumerated() {
             try chain.apply(op, name: "op \(index) (\(op.opName))")
@@ -19,6 +22,13 @@ extension NativeModel {
             throw ClipSafetyError.mismatch("model card names \(card.outputColumns.count) output columns; the graph produces \(chain.width)")
         }
     }
+
+    /// Widest activation (input, hidden layer, prompt scores) a graph may have: a row of it
+    /// takes 256 KiB as Float32, and `Scorer.rowsPerBatch` fits the batch to it.
+    public static let maxActivationWidth = 1 << 16
+    /// Most keys one categorical vocabulary may hold (autokeras' hold a few thousand);
+    /// checking them for duplicates holds each in a set.
+    public static let maxVocabularyKeys = 1 << 20
 
     /// Scoring widens every tensor to Float32 in memory, so a model's tensors are capped like
     /// an archive's uncompressed bytes.
@@ -77,6 +87,7 @@ struct ShapeChain {
                 }
             }
             width = w.shape[0]
+            try checkWidth(name)
             inInputSpace = false
         case .promptScores(let prompts):
             let p = try float(prompts, name)
@@ -84,11 +95,18 @@ struct ShapeChain {
                 throw ClipSafetyError.mismatch("graph: \(name) prompts '\(prompts)' have shape \(p.shape); expected [K, \(width)]")
             }
             width = p.shape[0]
+            try checkWidth(name)
             inInputSpace = false
         case .relu, .sigmoid:
             break
         case .argmax:
             ended = true
+        }
+    }
+
+    func checkWidth(_ name: String) throws {
+        guard width <= NativeModel.maxActivationWidth else {
+            throw ClipSafetyError.limitExceeded("graph: \(name) makes \(width) columns, above \(NativeModel.maxActivationWidth); scoring would need \(width / 256) KiB per row")
         }
     }
 
@@ -124,6 +142,10 @@ struct ShapeChain {
         }
         guard keys.data.isEmpty || keys.data.last == 0 else {
             throw ClipSafetyError.mismatch("graph: \(name) keys '\(c.keys)' do not end with a 0 byte")
+        }
+        let keyCount = keys.data.reduce(0) { $1 == 0 ? $0 + 1 : $0 }
+        guard keyCount <= NativeModel.maxVocabularyKeys else {
+            throw ClipSafetyError.limitExceeded("graph: \(name) column \(c.column) has \(keyCount) keys, above \(NativeModel.maxVocabularyKeys)")
         }
         let split = keys.data.split(separator: 0, omittingEmptySubsequences: false).dropLast()
         guard split.count == values.elementCount else {

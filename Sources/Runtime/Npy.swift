@@ -316,17 +316,21 @@ enum NpyHeader {
         var descr: String?
         var fortran: Bool?
         var shape: [Int]?
+        var seen = Set<String>()
         try expect("{")
         while true {
             skipSpace()
             if s.first == "}" { s.removeFirst(); break }
             let key = try string()
+            guard seen.insert(key).inserted else {
+                throw fail("names '\(key)' twice (NumPy would keep the last, a strict reader the first)")
+            }
             try expect(":")
             skipSpace()
             switch key {
             case "descr":
                 guard s.first == "'" || s.first == "\"" else {
-                    throw ClipSafetyError.unsupported("npy: structured dtypes are not supported")
+                    throw ClipSafetyError.unsupported("npy: header descr is not a string literal (structured dtypes and expressions are not supported)")
                 }
                 descr = try string()
             case "fortran_order":

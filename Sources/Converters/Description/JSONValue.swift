@@ -11,8 +11,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    /// Parses `data`, refusing nesting deeper than `limits.maxDepth`.
+    /// Most values (numbers, strings, literals, arrays, objects) one JSON document may hold.
+    /// Keras configs of any head hold a few thousand; each value costs Foundation and this
+    /// enum about 100 bytes, so 10⁷ numbers would take gigabytes before any other check.
+    public static let maxValues = 1 << 20
+
+    /// Parses `data`, refusing nesting deeper than `limits.maxDepth` and more than `maxValues`
+    /// values, both counted on the bytes before Foundation builds anything.
     public init(parsing data: Data, what: String, limits: ReaderLimits) throws {
+        try Self.checkShape(data, what: what, limits: limits)
         let root: Any
         do {
             root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
@@ -20,6 +27,43 @@ public indirect enum JSONValue: Sendable, Equatable {
             throw ClipSafetyError.malformed("\(what) is not valid JSON")
         }
         self = try JSONValue(root, depth: 0, what: what, limits: limits)
+    }
+
+    /// One pass over the bytes, outside strings: the nesting depth, and the values (each
+    /// container, and each scalar counted at the comma or bracket that ends it).
+    static func checkShape(_ data: Data, what: String, limits: ReaderLimits) throws {
+        var depth = 0
+        var values = 0
+        var inString = false
+        var escaped = false
+        var pendingScalar = false
+        for byte in data {
+            if inString {
+                if escaped { escaped = false } else if byte == 0x5C { escaped = true } else if byte == 0x22 { inString = false }
+                continue
+            }
+            switch byte {
+            case 0x22:  // "
+                inString = true
+                pendingScalar = true
+            case 0x5B, 0x7B:  // [ {
+                depth += 1
+                values += 1
+                guard depth <= limits.maxDepth else {
+                    throw ClipSafetyError.limitExceeded("\(what) nests deeper than \(limits.maxDepth) levels")
+                }
+            case 0x5D, 0x7D, 0x2C, 0x3A:  // ] } , :
+                if pendingScalar { values += 1; pendingScalar = false }
+                if byte == 0x5D || byte == 0x7D { depth -= 1 }
+            case 0x20, 0x09, 0x0A, 0x0D:
+                break
+            default:
+                pendingScalar = true
+            }
+            guard values <= maxValues else {
+                throw ClipSafetyError.limitExceeded("\(what) holds more than \(maxValues) JSON values")
+            }
+        }
     }
 
     init(_ any: Any, depth: Int, what: String, limits: ReaderLimits) throws {

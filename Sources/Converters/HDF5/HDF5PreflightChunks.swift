@@ -151,7 +151,8 @@ extension HDF5Preflight {
     /// A chunk of `size` bytes at `address` with filter `mask`, inside the file. When its
     /// Fletcher32 checksum is not skipped it must hold at least the 4 checksum bytes (libhdf5
     /// 1.10 subtracts 4 from the size unchecked and reads far out of bounds: SIGSEGV); when not
-    /// deflated it must hold exactly the chunk's bytes (and checksum).
+    /// deflated it must hold exactly the chunk's bytes (and checksum); when deflated its stream
+    /// must inflate to exactly them (checkDeflatedChunk).
     private func checkChunkStorage(size: UInt64, mask: UInt32, address: UInt64, chunkBytes: UInt64, _ s: HDF5DatasetShape) throws {
         guard size > 0, geometry.contains(address, length: size) else {
             throw ClipSafetyError.malformed("HDF5: a chunk of \(s.what) (\(size) bytes at address \(address)) lies outside the file")
@@ -165,5 +166,6 @@ extension HDF5Preflight {
         guard active.contains(HDF5Filter.deflate) || size == chunkBytes + checksum else {
             throw ClipSafetyError.malformed("HDF5: a chunk of \(s.what) stores \(size) bytes, not its \(chunkBytes + checksum)")
         }
+        try checkDeflatedChunk(size: size, address: address, active: active, chunkBytes: chunkBytes, s)
     }
 }

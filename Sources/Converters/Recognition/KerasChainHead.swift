@@ -19,6 +19,7 @@ enum KerasChainHead {
         }
         guard !d.layers.isEmpty else { throw ClipSafetyError.mismatch("Keras config has no layers") }
         for layer in d.layers { try checkNotLambda(layer) }
+        for layer in d.layers { try checkNestedObjects(layer, tracedGraph: !d.signatures.isEmpty) }
         for layer in d.layers { try checkClass(layer, tracedGraph: !d.signatures.isEmpty) }
         guard let chain = d.chain else {
             throw ClipSafetyError.unsupported(d.chainProblem ?? "Keras config: the layers do not form one chain from input to output")
@@ -45,6 +46,30 @@ enum KerasChainHead {
         let cls = layer.className
         if cls == "Lambda" || cls == "TFOpLambda" || cls.hasSuffix(">Lambda") {
             throw ClipSafetyError.unsafe("Keras config: \(label(layer)) is a Lambda layer: it carries Python code, which clipsafety never runs")
+        }
+    }
+
+    /// Refuses, as `scan` reports them, a TFSMLayer (it loads another SavedModel from a path)
+    /// and any object nested in a layer's config (initializer, regularizer, constraint, …) that
+    /// names a module outside Keras or a class registered by user code: loading the file in
+    /// Keras would import them. clipsafety never would, but a file that asks is not converted.
+    static func checkNestedObjects(_ layer: DescribedLayer, tracedGraph: Bool) throws {
+        if layer.className == "TFSMLayer" {
+            throw ClipSafetyError.unsafe("Keras config: \(label(layer)) is a TFSMLayer: it loads another SavedModel from a path")
+        }
+        var collector = ScanCollector()
+        KerasConfigScan.walk(layer.config, path: "", part: "config", revivedFromGraph: tracedGraph, into: &collector)
+        let refused = collector.findings.first { f in
+            guard !f.allowed else { return false }
+            switch f.kind {
+            case .lambda, .layer, .moduleReference: return true
+            case .customObject: return f.target.contains(">")
+            default: return false
+            }
+        }
+        if let f = refused {
+            let path = f.locations.first?.part.map { " at \($0.dropFirst("config: ".count))" } ?? ""
+            throw ClipSafetyError.unsafe("Keras config: \(label(layer)) holds \(f.target)\(path): Keras would import it by name; refused (nothing was imported)")
         }
     }
 

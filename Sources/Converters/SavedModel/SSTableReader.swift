@@ -185,7 +185,11 @@ public struct SSTableReader {
 
     /// Bytewise comparison (LevelDB's default comparator).
     static func compare(_ a: Data, _ b: Data) -> Int {
-        for (x, y) in zip(a, b) where x != y { return x < y ? -1 : 1 }
+        let common = Swift.min(a.count, b.count)
+        let order = a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common) }
+        }
+        if order != 0 { return order < 0 ? -1 : 1 }
         return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
     }
 }

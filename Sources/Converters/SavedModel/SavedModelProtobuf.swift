@@ -13,6 +13,7 @@ enum SavedModelProtobuf {
     }
 
     static func decode<M: SwiftProtobuf.Message>(_: M.Type, from data: Data, what: String, limits: ReaderLimits) throws -> M {
+        try ProtoWireBudget.check(data, what: what, limits: limits)
         do {
             return try M(serializedBytes: data, options: options(limits))
         } catch let e as BinaryDecodingError {
@@ -27,6 +28,69 @@ enum SavedModelProtobuf {
         } catch {
             throw ClipSafetyError.malformed("\(what): not a valid protobuf message (\(error))")
         }
+    }
+}
+
+/// A count of what swift-protobuf would allocate, on the wire bytes before it decodes them:
+/// every length-delimited field whose bytes parse as a message may be one, and each decoded
+/// message costs a heap object of a few hundred bytes however few bytes it took (`0a 00` is an
+/// empty NodeDef: 20 million of them are 40 MB on disk and gigabytes decoded).
+///
+/// The catalog's largest `saved_model.pb` (3.8 MB) has 183 000 such fields; `maxMessages`
+/// (2²¹) is 11 times that and lets a graph of 10⁶ nodes decode, while 2²¹ empty NodeDefs, the
+/// most that pass, decode in about 200 MiB. Cost: one pass per nesting level over its bytes.
+enum ProtoWireBudget {
+    static let maxMessages = 1 << 21
+
+    static func check(_ data: Data, what: String, limits: ReaderLimits) throws {
+        var messages = 0
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            _ = walk(bytes, depth: 0, maxDepth: limits.maxDepth, messages: &messages)
+            return messages <= maxMessages
+        }
+        guard ok else {
+            throw ClipSafetyError.limitExceeded("\(what): protobuf holds more than \(maxMessages) messages; decoding them would take gigabytes")
+        }
+    }
+
+    /// Counts the possible messages inside `bytes`; false when `bytes` is not a valid message
+    /// (then it is a string or bytes field to its parent, but what it held so far still counts:
+    /// swift-protobuf allocates before it meets the bad byte). Stops descending past the budget.
+    private static func walk(_ bytes: UnsafeBufferPointer<UInt8>, depth: Int, maxDepth: Int, messages: inout Int) -> Bool {
+        var i = 0
+        let n = bytes.count
+        func varint() -> UInt64? {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < n, shift < 64 {
+                let b = bytes[i]
+                i += 1
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            return nil
+        }
+        while i < n {
+            guard let tag = varint(), tag >> 3 != 0 else { return false }
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return false }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let length = varint(), length <= UInt64(n - i) else { return false }
+                let end = i + Int(length)
+                if depth < maxDepth, messages <= maxMessages,
+                   walk(UnsafeBufferPointer(rebasing: bytes[i..<end]), depth: depth + 1, maxDepth: maxDepth, messages: &messages) {
+                    messages += 1
+                }
+                i = end
+            default: return false
+            }
+            guard i <= n else { return false }
+        }
+        return true
     }
 }
 

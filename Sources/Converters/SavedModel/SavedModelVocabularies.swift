@@ -170,6 +170,15 @@ struct SavedModelVocabularies {
             guard frame.depth < limits.maxDepth else {
                 throw ClipSafetyError.limitExceeded("saved_model.pb: function calls nest deeper than \(limits.maxDepth)")
             }
+            // TensorFlow runs no recursive function a SavedModel traces; one that calls itself
+            // (directly or through others) would only make this trace unroll it.
+            var caller: Frame? = frame
+            while let f = caller {
+                if f.function?.signature.name == callee {
+                    throw ClipSafetyError.malformed("saved_model.pb: function '\(callee)' calls itself (from \(frame.where_))")
+                }
+                caller = f.parent
+            }
             let inner = Frame(function: function, call: node, parent: frame)
             for n in function.nodeDef {
                 try collect(op: ops, from: n, in: inner, into: &found)
@@ -209,8 +218,13 @@ struct SavedModelVocabularies {
         mutating func resolve(_ ref: String, in start: Frame) throws -> Resolved {
             var frame = start
             var ref = ref
+            // References followed so far, per frame: Identity nodes that feed each other loop.
+            var followed = Set<String>()
             while true {
                 try tick()
+                guard followed.insert("\(ObjectIdentifier(frame).hashValue) \(ref)").inserted else {
+                    throw ClipSafetyError.malformed("saved_model.pb: '\(ref)' in \(frame.where_) is reached again while following its inputs (a cycle)")
+                }
                 let parts = ref.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
                 let name = parts.first ?? ref
                 if !frame.isMain, parts.count == 1, let argIndex = frame.arguments[name] {

@@ -231,6 +231,9 @@ struct TorchPickleReader {
     private let base: Int
     /// Opcodes executed so far (capped by `ReaderLimits.maxPickleOperations`).
     private var operations = 0
+    /// Where the current FRAME ends (cursor offset), while inside one. An opcode may not
+    /// straddle that end, and a new FRAME may start only there (as CPython's unframer demands).
+    private var frameEnd: Int?
 
     /// Reads one pickle from `cursor`, leaving it just after the STOP opcode.
     static func read(_ cursor: inout ByteCursor, limits: ReaderLimits) throws -> PickleValue {
@@ -284,13 +287,27 @@ struct TorchPickleReader {
                 throw ClipSafetyError.limitExceeded("pickle: more than \(limits.maxPickleOperations) opcodes by offset \(opStart); a state dict needs far fewer")
             }
             if op == .stop {
+                if let end = frameEnd, cursor.offset != end {
+                    throw ClipSafetyError.malformed("pickle: STOP at offset \(opStart) inside a FRAME that runs \(end - cursor.offset) bytes further")
+                }
                 guard marks.isEmpty, stack.count == 1, let result = stack.popLast() else {
                     throw ClipSafetyError.malformed("pickle: STOP at offset \(opStart) with \(stack.count) values and \(marks.count) open marks on the stack (expected exactly one value)")
                 }
                 return result
             }
             try execute(op)
+            try checkFrameEnd()
         }
+    }
+
+    /// A FRAME's bytes hold whole opcodes: one that started inside the frame may not end past
+    /// it. At the frame's end the pickle leaves it.
+    private mutating func checkFrameEnd() throws {
+        guard let end = frameEnd, cursor.offset >= end else { return }
+        guard cursor.offset == end else {
+            throw ClipSafetyError.malformed("pickle: opcode at offset \(opStart) runs past the end of its FRAME")
+        }
+        frameEnd = nil
     }
 
     /// Runs one opcode; each family has its own function, and exactly one handles `op`.
@@ -309,6 +326,10 @@ struct TorchPickleReader {
             guard n <= UInt64(cursor.remaining) else {
                 throw ClipSafetyError.truncated("pickle: FRAME of \(n) bytes at offset \(opStart) runs past the end")
             }
+            guard frameEnd == nil else {
+                throw ClipSafetyError.malformed("pickle: FRAME at offset \(opStart) starts inside another FRAME")
+            }
+            frameEnd = cursor.offset + Int(n)
         case .stop:
             break  // handled by run()
         case .mark:
@@ -541,6 +562,9 @@ struct TorchPickleReader {
         guard !list.frozen else {
             throw ClipSafetyError.malformed("pickle: offset \(opStart) changes a list already placed inside another value")
         }
+        if values.contains(where: { if case .list(let l) = $0 { return l === list } else { return false } }) {
+            throw ClipSafetyError.malformed("pickle: offset \(opStart) appends a list to itself (a cycle)")
+        }
         for v in values {
             let d = freeze(v) + 1
             try checkDepth(d)
@@ -555,6 +579,9 @@ struct TorchPickleReader {
         }
         guard !dict.frozen else {
             throw ClipSafetyError.malformed("pickle: offset \(opStart) changes a dict already placed inside another value")
+        }
+        if flat.contains(where: { if case .dict(let d) = $0 { return d === dict } else { return false } }) {
+            throw ClipSafetyError.malformed("pickle: offset \(opStart) puts a dict inside itself (a cycle)")
         }
         var i = 0
         while i < flat.count {
@@ -638,6 +665,9 @@ struct TorchPickleReader {
             guard case .global(.dtype(let t)) = args[6] else {
                 throw ClipSafetyError.malformed("pickle: _rebuild_tensor_v3 at offset \(opStart): argument 6 is not a torch dtype")
             }
+            guard storage.isUntyped || t == storage.dtype else {
+                throw ClipSafetyError.malformed("pickle: _rebuild_tensor_v3 at offset \(opStart) reads storage '\(storage.key)' of \(storage.dtype.rawValue) as \(t.rawValue); torch writes a dtype only over untyped storages")
+            }
             dtype = t
         } else if storage.isUntyped {
             throw ClipSafetyError.malformed("pickle: _rebuild_tensor_v2 at offset \(opStart) over an untyped storage gives no element type")
@@ -662,12 +692,42 @@ struct TorchPickleReader {
 
     /// `BUILD` sets state on an object: torch gives the state dict its `_metadata` this way,
     /// and a parameter its attributes. The state is not needed; anything else is refused.
+    ///
+    /// Python would call `__setstate__` with the state, or update the object's `__dict__` from
+    /// it. On a dict (the state dict's `_metadata`) only a dict of attributes, or `(dict, slots)`
+    /// states, is accepted; on a tensor only an empty state: `Tensor.__setstate__` with a tuple
+    /// would replace the tensor's storage, offset, size and stride, so torch would load other
+    /// values than the ones read here.
     private func build(_ target: PickleValue, _ state: PickleValue) throws {
-        switch target {
-        case .dict, .tensor:
+        switch (target, state) {
+        case (.dict(let d), _) where d === Self.dictOf(state):
+            throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) gives a dict itself as its state (a cycle)")
+        case (.dict, .dict), (.dict, .none):
             _ = freeze(state)
+        case (.dict, .tuple(let items, _)) where items.count == 2 && items.allSatisfy(Self.isDictOrNone):
+            _ = freeze(state)
+        case (.tensor, .none):
+            break
+        case (.tensor, .tuple(let items, _)) where items.isEmpty:
+            break
+        case (.tensor, .dict(let d)) where d.keys.isEmpty:
+            _ = freeze(state)
+        case (.dict, _), (.tensor, _):
+            throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) sets a state of type \(state.typeName) on a \(target.typeName); torch state dicts set only attribute dicts (a tensor's would replace its data)")
         default:
             throw ClipSafetyError.malformed("pickle: BUILD at offset \(opStart) on a \(target.typeName)")
+        }
+    }
+
+    private static func dictOf(_ v: PickleValue) -> PickleDict? {
+        if case .dict(let d) = v { return d }
+        return nil
+    }
+
+    private static func isDictOrNone(_ v: PickleValue) -> Bool {
+        switch v {
+        case .dict, .none: return true
+        default: return false
         }
     }
 

@@ -16,6 +16,8 @@ public final class ZipArchive {
     }
 
     public let entries: [Entry]
+    /// Entry index by name (names are unique: a second entry of one name is refused).
+    private let byName: [String: Int]
     private let archive: OpaquePointer
     private let buffer: UnsafeMutableRawPointer
     private let limits: ReaderLimits
@@ -42,13 +44,17 @@ public final class ZipArchive {
             throw ClipSafetyError.io("zip: cannot create a memory source")
         }
         guard let za = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error) else {
-            let message = String(cString: zip_error_strerror(&error))
+            // libzip refuses a second entry of one name as "file already exists": say what it means.
+            let message = zip_error_code_zip(&error) == ZIP_ER_EXISTS
+                ? "two entries have the same name (readers disagree on which one counts)"
+                : String(cString: zip_error_strerror(&error))
             zip_source_free(source)
             buffer.deallocate()
             throw ClipSafetyError.malformed("zip: \(message)")
         }
         archive = za
         var list: [Entry] = []
+        var byName: [String: Int] = [:]
         let n = zip_get_num_entries(za, 0)
         for i in 0..<Swift.max(n, 0) {
             var st = zip_stat_t()
@@ -64,11 +70,32 @@ public final class ZipArchive {
                 buffer.deallocate()
                 throw ClipSafetyError.unsafe("zip: entry '\(name)' \(reason)")
             }
+            if refusingUnsafeNames, let reason = Self.unsafeEntryReason(za, index: i, name: name, seen: byName) {
+                zip_discard(za)
+                buffer.deallocate()
+                throw ClipSafetyError.unsafe("zip: entry '\(name)' \(reason)")
+            }
+            if byName[name] == nil { byName[name] = list.count }
             list.append(Entry(index: Int(i), name: name,
                               uncompressedSize: Int(clamping: st.size),
                               compressedSize: Int(clamping: st.comp_size)))
         }
         entries = list
+        self.byName = byName
+    }
+
+    /// Why an entry is refused besides its name: a second entry of one name (Python's zipfile
+    /// reads the last, libzip the first, so two readers would see two models), or a symbolic
+    /// link (an extractor would follow it out of the folder).
+    private static func unsafeEntryReason(_ za: OpaquePointer, index: Int64, name: String, seen: [String: Int]) -> String? {
+        if seen[name] != nil { return "appears twice in the archive" }
+        var system: zip_uint8_t = 0
+        var attributes: zip_uint32_t = 0
+        if zip_file_get_external_attributes(za, zip_uint64_t(index), 0, &system, &attributes) == 0,
+           system == zip_uint8_t(ZIP_OPSYS_UNIX), (attributes >> 16) & 0o170000 == 0o120000 {
+            return "is a symbolic link"
+        }
+        return nil
     }
 
     deinit {
@@ -86,7 +113,7 @@ public final class ZipArchive {
         return nil
     }
 
-    public func entry(named name: String) -> Entry? { entries.first { $0.name == name } }
+    public func entry(named name: String) -> Entry? { byName[name].map { entries[$0] } }
 
     /// The Unix mode bits an entry's external attributes hold, when a Unix system wrote it
     /// (`0o120000` in the file-type bits is a symbolic link); nil otherwise.
