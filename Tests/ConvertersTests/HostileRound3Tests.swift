@@ -30,6 +30,20 @@ final class HostileRound3Tests: XCTestCase {
 
     // MARK: - Pickles and torch views
 
+    /// Stride-0 views are described without expanding them; reading them all (as `inspect
+    /// --stats` would) stops at the uncompressed-byte budget, not at memory's end.
+    func testStrideZeroExpansionStopsAtTheByteBudgetWhenRead() throws {
+        let f = try XCTUnwrap(HostileRound3.pickleFixtures().first { $0.name == "pickle-stride0-expansion.pth" })
+        let described = try FormatRegistry.describe(f.bytes)
+        XCTAssertEqual(described.tensors.count, 8)
+        timed(f.name) {
+            _ = assertClipSafetyError(containing: "expand to more than the uncompressed limit", f.name) {
+                for t in described.tensors { _ = try t.read() }
+                return ()
+            }
+        }
+    }
+
     func testPickleClassesAreRefusedOrReadAsTorchWould() throws {
         for f in HostileRound3.pickleFixtures() {
             switch f.outcome {
