@@ -16,6 +16,10 @@ struct CategoricalLookup: Sendable {
     /// `starts[0]` is 0, so every double falls in one interval (the gaps hold the OOV index).
     let starts: [UInt64]
     let values: [Float]
+    /// Every `blockSize`-th start: a first search over these (a few KB, in L1) picks the block
+    /// of `starts` that holds the answer, so the search over the large array touches one block.
+    let coarse: [UInt64]
+    static let blockSize = 64
     /// The index of a key not in the vocabulary.
     let oov: Float
 
@@ -41,6 +45,7 @@ struct CategoricalLookup: Sendable {
         }
         self.starts = starts
         self.values = values
+        self.coarse = stride(from: 0, to: starts.count, by: Self.blockSize).map { starts[$0] }
     }
 
     /// The vocabulary index (as Float) of `x`, or the OOV index.
@@ -48,15 +53,25 @@ struct CategoricalLookup: Sendable {
         values[starts.withUnsafeBufferPointer { interval(of: x, starts: $0.baseAddress!, count: $0.count) }]
     }
 
-    /// Which interval holds `x`: the largest i with starts[i] ≤ its key, by a search whose
-    /// steps depend only on `count` (a conditional move per step, no unpredictable branch).
+    /// Which interval holds `x`: the largest i with starts[i] ≤ its key. First the largest
+    /// block whose first start is ≤ the key (over `coarse`), then within that block; both are
+    /// searches whose steps depend only on the counts (a conditional move per step, no
+    /// unpredictable branch). The same i as one search over all of `starts`.
     @inline(__always)
     func interval(of x: Double, starts: UnsafePointer<UInt64>, count: Int) -> Int {
         let key = Self.orderedKey(roundToFloat32 ? Double(Float(x)) : x)
-        var base = 0, n = count
+        let block = coarse.withUnsafeBufferPointer { Self.lastAtMost(key, in: $0.baseAddress!, from: 0, count: $0.count) }
+        let first = block * Self.blockSize
+        return Self.lastAtMost(key, in: starts, from: first, count: Swift.min(Self.blockSize, count - first))
+    }
+
+    /// The largest i in `from..<from + count` with sorted[i] ≤ key, given sorted[from] ≤ key.
+    @inline(__always)
+    static func lastAtMost(_ key: UInt64, in sorted: UnsafePointer<UInt64>, from: Int, count: Int) -> Int {
+        var base = from, n = count
         while n > 1 {
             let half = n >> 1
-            base = starts[base + half] <= key ? base + half : base
+            base = sorted[base + half] <= key ? base + half : base
             n -= half
         }
         return base

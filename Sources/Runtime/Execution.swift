@@ -213,12 +213,8 @@ extension Scorer {
     @inline(__always)
     private static func apply(_ step: Step, toRow r: Int, at row: UnsafeMutablePointer<Float>, width: Int, input: EmbeddingBatch) {
         switch step {
-        case .impute(let columns, let value):
-            if let columns {
-                for c in columns where row[c].isNaN { row[c] = value }
-            } else {
-                for c in 0..<width where row[c].isNaN { row[c] = value }
-            }
+        case .impute(let columns, let kept, let value):
+            imputeRow(row, width: width, columns: columns, kept: kept, value: value)
         case .lookup(let lookups):
             for lookup in lookups {
                 lookup.starts.withUnsafeBufferPointer { starts in
@@ -290,8 +286,10 @@ extension Scorer {
     private func apply(_ step: Step, to activation: inout Activation, input: EmbeddingBatch, labels: UnsafeMutablePointer<Int64>?) {
         let a = activation.a, count = activation.rows * activation.width
         switch step {
-        case .impute(let columns, let value):
-            Self.impute(columns, with: value, in: activation)
+        case .impute(let columns, let kept, let value):
+            for r in 0..<activation.rows {
+                Self.imputeRow(a + r * activation.width, width: activation.width, columns: columns, kept: kept, value: value)
+            }
         case .lookup(let lookups):
             for lookup in lookups { Self.look(up: lookup, from: input, into: activation) }
         case .normalize(let mean, let denominator):
@@ -306,16 +304,6 @@ extension Scorer {
             for i in 0..<count { a[i] = 1 / (1 + exp(-a[i])) }
         case .argmax:
             if let labels { Self.argmax(activation, into: labels) }
-        }
-    }
-
-    /// NaN → `value` in `columns` (every column when nil).
-    private static func impute(_ columns: [Int]?, with value: Float, in activation: Activation) {
-        let a = activation.a, width = activation.width
-        if let columns {
-            for r in 0..<activation.rows { for c in columns where a[r * width + c].isNaN { a[r * width + c] = value } }
-        } else {
-            for i in 0..<(activation.rows * width) where a[i].isNaN { a[i] = value }
         }
     }
 
@@ -341,6 +329,39 @@ extension Scorer {
                     _ = normalizeRow(row, into: row, mean: m.baseAddress!, denominator: q.baseAddress!, count: activation.width)
                 }
             }
+        }
+    }
+
+    /// NaN → `value` in one row: in `columns`, or (nil) in every column but `kept`.
+    @inline(__always)
+    static func imputeRow(_ row: UnsafeMutablePointer<Float>, width: Int, columns: [Int]?, kept: [Int], value: Float) {
+        if let columns {
+            for c in columns where row[c].isNaN { row[c] = value }
+            return
+        }
+        guard !kept.isEmpty else { return imputeRow(row, width: width, value: value) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: kept.count) { saved in
+            for (i, c) in kept.enumerated() { saved[i] = row[c] }
+            imputeRow(row, width: width, value: value)
+            for (i, c) in kept.enumerated() { row[c] = saved[i] }
+        }
+    }
+
+    /// NaN → `value` across one row, 16 lanes at a time (a NaN is the one value unequal to itself).
+    @inline(__always)
+    static func imputeRow(_ row: UnsafeMutablePointer<Float>, width: Int, value: Float) {
+        let raw = UnsafeMutableRawPointer(row)
+        let fill = SIMD16<Float>(repeating: value)
+        var i = 0
+        while i + 16 <= width {
+            var v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            v.replace(with: fill, where: v .!= v)
+            raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < width {
+            if row[i].isNaN { row[i] = value }
+            i += 1
         }
     }
 

@@ -50,6 +50,20 @@ final class ScorerTests: XCTestCase {
         XCTAssertEqual(try Scorer(model: all).score([Float.nan, 3], rows: 1).scores, [0, 3])
     }
 
+    /// Most columns listed (as autokeras lists all but its categorical ones): the row is
+    /// imputed 16 lanes at a time with the unlisted columns put back, the same values as
+    /// column by column, in the lanes and in the tail past the last 16.
+    func testImputeOfMostColumnsLeavesTheOthersAlone() throws {
+        let width = 40, kept: Set<Int> = [1, 17, 33, 39]
+        let m = model(dim: width, graph: [.imputeNaN(columns: (0..<width).filter { !kept.contains($0) }, value: -2)], tensors: [],
+                      columns: (0..<width).map { "c\($0)" })
+        let input: [Float] = (0..<(3 * width)).map { i in i % 3 == 0 ? .nan : Float(i) }
+        let r = try Scorer(model: m).score(input, rows: 3)
+        for (i, x) in input.enumerated() {
+            if !x.isNaN { XCTAssertEqual(r.scores[i], x) } else if kept.contains(i % width) { XCTAssertTrue(r.scores[i].isNaN, "\(i)") } else { XCTAssertEqual(r.scores[i], -2, "\(i)") }
+        }
+    }
+
     func vocabularyModel() -> NativeModel {
         let keys = ["-0.562500", "0.125000", "nan"].flatMap { Array($0.utf8) + [UInt8(0)] }
         return model(dim: 2, graph: [.categoricalLookup([CategoricalColumn(column: 1, keys: "k", values: "v", oovIndex: 0)])],
