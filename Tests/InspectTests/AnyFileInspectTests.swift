@@ -123,6 +123,16 @@ final class AnyFileInspectTests: XCTestCase {
         XCTAssertEqual(r.structure?.totals.bytes, 8 + 6 + 24)
     }
 
+    /// The text page is a table a person reads at 100 columns, whatever the file.
+    func testEveryFixturesTextFitsOneHundredColumns() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder).filter { !$0.hasSuffix(".json") }
+        for file in files {
+            let text = InspectText.render(try inspect(file, stats: true))
+            let wide = text.split(separator: "\n").filter { $0.count > 100 }
+            XCTAssertEqual(wide, [], file)
+        }
+    }
+
     func testEveryFixtureValidatesAgainstTheSchema() throws {
         let schema = try JSONSchema.documented("clipsafety-inspect/2")
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder).filter { !$0.hasSuffix(".json") && !$0.hasSuffix(".zip") }
